@@ -23,6 +23,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """True when the hub's endpoint accepts a TCP connection (cached for the process)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
         return False
+    if any(os.environ.get(key) for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct probe says nothing; let the hub client try
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = url.port or (443 if url.scheme == "https" else 80)
     try:

@@ -1,0 +1,18 @@
+"""Data layer: read sources, adapt them to the canonical pairwise/binary schemas, split and pair them.
+
+See docs/CONTRACTS.md for the schemas and the data config.
+"""
+
+from rewardsoup.data.loading import Canonical, Splits, load_canonical, load_splits
+from rewardsoup.data.pairs import build_pairs, pairs_to_binary
+from rewardsoup.data.render import render_conversation
+
+__all__ = [
+    "Canonical",
+    "Splits",
+    "build_pairs",
+    "load_canonical",
+    "load_splits",
+    "pairs_to_binary",
+    "render_conversation",
+]
