@@ -46,3 +46,21 @@ def shared_file(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (shared real data is optional)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory) -> Path:
+    """The merge-ready tiny GPT-2 base, built once per test session."""
+    from rewardsoup.base import build_base
+
+    folder = tmp_path_factory.mktemp("bases") / "tiny_gpt2-L2"
+    return build_base({"source": "tiny:gpt2", "layers": 2, "dtype": "float32",
+                       "tiny": {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 512},
+                       "base_dir": str(folder)})
+
+
+@pytest.fixture
+def smoke_overrides(tiny_base_dir) -> list[str]:
+    """Overrides for a seconds-long training run on the shared tiny base."""
+    return ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
+            "train.batch_size=4", "train.save_steps=2", "train.logging_steps=1"]
