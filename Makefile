@@ -25,7 +25,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 demo: setup
-	$(BIN)/python -m rewardsoup.demo
+	$(BIN)/python -m rewardsoup.pipeline $(ARGS)
 
 clean:
 	rm -rf outputs

@@ -1,14 +1,16 @@
-"""Held-out accuracy of members and soups: `python evaluate.py split=test`."""
+"""Held-out accuracy of members, soups and baselines on every dataset: `python evaluate.py split=test`."""
 
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import show_pending
+from rewardsoup.config import run_job
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    show_pending(cfg, "evaluate.py", 4)
+    from rewardsoup.evaluate_job import evaluate_models
+
+    run_job(evaluate_models, cfg)
 
 
 if __name__ == "__main__":

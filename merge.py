@@ -3,12 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import show_pending
+from rewardsoup.config import run_job
 
 
 @hydra.main(config_path="conf", config_name="merge", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    show_pending(cfg, "merge.py", 4)
+    from rewardsoup.soup import merge_soup
+
+    run_job(merge_soup, cfg)
 
 
 if __name__ == "__main__":

@@ -64,3 +64,27 @@ def smoke_overrides(tiny_base_dir) -> list[str]:
     """Overrides for a seconds-long training run on the shared tiny base."""
     return ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
             "train.batch_size=4", "train.save_steps=2", "train.logging_steps=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_members(tmp_path_factory, tiny_base_dir) -> dict[str, Path]:
+    """Three tiny members (thumbs/binary, pairs/pairwise, harmless/pairwise) trained a few steps."""
+    from rewardsoup.training import train_member
+
+    root = tmp_path_factory.mktemp("soup-root")
+    out = {}
+    for name, data, objective in (("thumbs", "demo_thumbs", "binary"), ("pairs", "demo_pairs", "pairwise"),
+                                  ("harmless", "demo_harmless", "pairwise")):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[
+                "experiment=smoke", f"model.base_dir={tiny_base_dir}", f"paths.root={root}", f"data={data}",
+                f"objective={objective}", "train.max_steps=6", "train.lr=1e-3", "train.save_steps=100"])
+        train_member(cfg)
+        out[name] = Path(cfg.train.output_dir)
+    return out
+
+
+@pytest.fixture
+def merge_overrides(tiny_members, tiny_base_dir) -> list[str]:
+    return ["logger=none", "model=tiny_gpt2", f"model.base_dir={tiny_base_dir}"] + [
+        f"members.{name}={path}" for name, path in tiny_members.items()]

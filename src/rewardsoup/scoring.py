@@ -90,3 +90,39 @@ def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
 def binary_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Fraction with (logit > 0) == label, i.e. sigmoid(logit) > 0.5 predicts liked."""
     return float(np.mean((logits > 0) == (np.asarray(labels) == 1))) if len(logits) else float("nan")
+
+
+def _load(path: str, mtime: float):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+_LOADED: dict[tuple[str, float], tuple] = {}
+
+
+def load_scorer(path) -> tuple:
+    """(model, tokenizer) of a saved reward model, kept per process (keyed by path and modification time)."""
+    from pathlib import Path
+
+    p = Path(path).resolve()
+    key = (str(p), (p / "config.json").stat().st_mtime if (p / "config.json").exists() else 0.0)
+    if key not in _LOADED:
+        from rewardsoup.base import check_reward_model
+
+        check_reward_model(p)
+        _LOADED[key] = _load(*key)
+    return _LOADED[key]
+
+
+def scalar_score(model_path, texts: Sequence[str] | str, max_length: int = 1024, batch_size: int = 32) -> list[float]:
+    """P(liked) = sigmoid(reward) for each rendered text, from a saved member or soup.
+
+    Equal to `transformers.pipeline("text-classification", model=model_path)` scores for texts within
+    `max_length` tokens (the pipeline applies the same sigmoid to a one-logit head).
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    model, tokenizer = load_scorer(model_path)
+    logits = score_texts(model, tokenizer, texts, max_length, batch_size)
+    return (1.0 / (1.0 + np.exp(-logits))).tolist()
