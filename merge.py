@@ -1,4 +1,8 @@
-"""Merge named members into one soup with mergekit: `python merge.py merge=ties`."""
+"""Merge members: a soup (`python merge.py merge=ties`), sweep trials (`python merge.py -m …`), the pick.
+
+A single run writes a soup with mergekit; under `-m` every job is an in-memory trial scored on the val
+splits (see rewardsoup.search); `mode=pick` exports and tests the best trial of a sweep.
+"""
 
 import hydra
 from omegaconf import DictConfig
@@ -7,10 +11,10 @@ from rewardsoup.config import run_job
 
 
 @hydra.main(config_path="conf", config_name="merge", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    from rewardsoup.soup import merge_soup
+def main(cfg: DictConfig):
+    from rewardsoup.search import merge_job
 
-    run_job(merge_soup, cfg)
+    return run_job(merge_job, cfg)
 
 
 if __name__ == "__main__":

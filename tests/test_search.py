@@ -1,0 +1,111 @@
+"""Sweep trials in memory, the ledger, greedy/uniform searches, and the pick of a sweep (tiny members)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT
+from rewardsoup import ledger, search, trials
+from rewardsoup.errors import ConfigError
+from rewardsoup.evaluate_job import load_reward_model
+from rewardsoup.soup import merge_request
+
+
+@pytest.fixture
+def sweep_cfg(compose_cfg, merge_overrides, out_root):
+    def _cfg(*extra):
+        return compose_cfg("merge", merge_overrides + ["trial.max_length=64", "sweep.name=t", *extra])
+
+    return _cfg
+
+
+def test_trial_scores_equal_a_soup_written_by_mergekit(sweep_cfg, tmp_path):
+    from rewardsoup.evalsets import load_evalset
+    from rewardsoup.evaluation import metrics, score_evalset
+    from rewardsoup.soup import merge_soup
+
+    cfg = sweep_cfg("merge.density=0.5", "merge.weights.harmless=2.0")
+    value = search.run_trial(cfg)
+    row = ledger.read(cfg.sweep.dir)[1][-1]
+    assert row["objective"] == value and row["params"]["weight_harmless"] == 2.0 and row["params"]["density"] == 0.5
+    soup = merge_soup(cfg)  # the same request through mergekit on disk
+    model = load_reward_model(soup)
+    for name, data in cfg.datasets.items():
+        es = load_evalset(name, data, "val", cfg.model.base_dir, 64, cfg.paths.cache)
+        acc = metrics(score_evalset(model, es, model.config.pad_token_id), bootstrap=0)["accuracy"]
+        assert acc == pytest.approx(row["val"][name], abs=1e-9)
+
+
+def test_trials_reuse_the_process_cache_and_skip_known_requests(sweep_cfg, monkeypatch):
+    search.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
+    loads = []
+    real = trials.resident
+    monkeypatch.setattr("rewardsoup.merging.load_state_dict", lambda p: loads.append(p) or pytest.fail("reloaded"))
+    search.run_trial(sweep_cfg("merge.weights.thumbs=0.6"))
+    assert trials.resident is real and not loads
+    monkeypatch.setattr(trials, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
+    search.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
+    assert len(ledger.read(sweep_cfg().sweep.dir)[1]) == 2
+
+
+def test_objective_kinds():
+    vals = {"a": 0.9, "b": 0.6}
+    assert trials.objective_value(vals, {"kind": "mean"}) == pytest.approx(0.75)
+    assert trials.objective_value(vals, {"kind": "worst"}) == 0.6
+    assert trials.objective_value(vals, {"kind": "weighted", "weights": {"a": 3, "b": 1}}) == pytest.approx(0.825)
+    with pytest.raises(ConfigError, match="objective.weights"):
+        trials.objective_value(vals, {"kind": "weighted", "weights": {"c": 1}})
+    with pytest.raises(ConfigError, match="median"):
+        trials.objective_value(vals, {"kind": "median"})
+
+
+def test_greedy_and_uniform_soups_land_in_the_same_ledger(sweep_cfg):
+    cfg = sweep_cfg("mode=greedy")
+    best = search.merge_job(cfg)
+    search.merge_job(sweep_cfg("mode=uniform"))
+    rows = ledger.read(cfg.sweep.dir)[1]
+    sources = [r["source"] for r in rows]
+    assert sources.count("greedy") >= 4 and sources.count("uniform") == 1  # 3 solos + >= 1 additions
+    solo = max(r["objective"] for r in rows if str(r["trial"]).startswith("solo-"))
+    assert best >= solo
+
+
+def test_ledger_of_other_members_and_non_sweep_folder_are_refused(sweep_cfg, tiny_members, tmp_path):
+    search.run_trial(sweep_cfg())
+    with pytest.raises(ConfigError, match="different sweep"):
+        search.run_trial(sweep_cfg(f"members.harmless={tiny_members['pairs']}", "~members.pairs"))
+    with pytest.raises(ConfigError, match="not a sweep folder"):
+        ledger.read(tmp_path)
+    with pytest.raises(ConfigError, match="unknown member 'ghost'"):
+        search.run_trial(sweep_cfg("+merge.weights.ghost=1.0"))
+
+
+def test_pick_exports_the_best_trial_and_tests_it(sweep_cfg, out_root):
+    for w in (0.2, 3.0):
+        search.run_trial(sweep_cfg(f"merge.weights.harmless={w}"))
+    out = search.merge_job(sweep_cfg("mode=pick", "pick.bootstrap=50"))
+    rows = ledger.read(sweep_cfg().sweep.dir)[1]
+    assert out["best"]["objective"] == max(r["objective"] for r in rows)
+    soup = out_root / "soups" / "best-t"
+    assert (soup / "mergekit_config.yml").exists()
+    models = {r["model"] for r in out["rows"]}
+    assert {"best-t", "seed_ties", "uniform_soup", "logit_ensemble", "thumbs", "pairs", "harmless"} <= models
+    assert all(p.endswith(".png") for p in out["plots"]) and len(out["plots"]) == 2
+    assert json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())["split"] == "test"
+
+
+def test_grid_multirun_runs_one_trial_per_job(merge_overrides, out_root):
+    cmd = [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", "sweep.name=grid",
+           "merge.weights.thumbs=0.2,0.8", "merge.density=0.5,1.0"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    header, rows = ledger.read(out_root / "sweeps" / "grid")
+    assert len(rows) == 4 and {r["source"] for r in rows} == {"grid"}
+    assert not list((out_root / "soups").glob("*")) if (out_root / "soups").exists() else True
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("already in the ledger") == 4
+    assert len(ledger.read(out_root / "sweeps" / "grid")[1]) == 4
