@@ -109,3 +109,13 @@ def test_grid_multirun_runs_one_trial_per_job(merge_overrides, out_root):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("already in the ledger") == 4
     assert len(ledger.read(out_root / "sweeps" / "grid")[1]) == 4
+
+
+def test_parallel_launcher_shares_the_disk_cache_and_the_ledger(merge_overrides, out_root):
+    cmd = [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", "sweep.name=par",
+           "hydra/launcher=local_parallel", "merge.weights.thumbs=0.1,0.4,0.7,1.0"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = ledger.read(out_root / "sweeps" / "par")[1]
+    assert sorted(r["params"]["weight_thumbs"] for r in rows) == [0.1, 0.4, 0.7, 1.0]
+    assert len(list((out_root / "cache" / "evalsets").glob("*.json"))) == 3  # one per dataset, shared

@@ -83,8 +83,8 @@ def run_trial(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     trial = os.environ.get("REWARDSOUP_OPTUNA_TRIAL")
-    if trial is None:
-        trial = HydraConfig.get().job.num if _multirun() else 0
+    if trial is None:  # a Hydra multirun job number, or (wandb agent, single runs) a unique run id
+        trial = HydraConfig.get().job.num if _multirun() else os.environ.get("WANDB_RUN_ID", f"run-{time.time_ns()}")
     source = "optuna" if "REWARDSOUP_OPTUNA_TRIAL" in os.environ else "grid"
     return float(record(cfg, merge_request(cfg), source, trial)["objective"])
 
