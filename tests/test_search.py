@@ -119,3 +119,25 @@ def test_parallel_launcher_shares_the_disk_cache_and_the_ledger(merge_overrides,
     rows = ledger.read(out_root / "sweeps" / "par")[1]
     assert sorted(r["params"]["weight_thumbs"] for r in rows) == [0.1, 0.4, 0.7, 1.0]
     assert len(list((out_root / "cache" / "evalsets").glob("*.json"))) == 3  # one per dataset, shared
+
+
+def test_optuna_sweep_logs_flat_runs_and_resumes(merge_overrides, out_root):
+    import glob
+
+    overrides = [o for o in merge_overrides if o != "logger=none"] + ["trial.max_length=64", "search=optuna",
+                                                                      "sweep.name=opt"]
+    cmd = [sys.executable, "merge.py", "-m", *overrides, "hydra.sweeper.n_trials=3"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**__import__("os").environ, "WANDB_MODE": "offline"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = ledger.read(out_root / "sweeps" / "opt")[1]
+    assert len(rows) == 3 and {r["source"] for r in rows} == {"optuna"}
+    for r in rows:
+        w = [r["params"][f"weight_{n}"] for n in ("thumbs", "pairs", "harmless")]
+        assert sum(w) == pytest.approx(1.0) and 0.3 <= r["params"]["density"] <= 1.0
+    assert len(glob.glob(str(out_root / "wandb" / "offline-run-*"))) == 3  # one W&B run per trial
+    more = subprocess.run(cmd[:-1] + ["hydra.sweeper.n_trials=5"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert more.returncode == 0, more.stderr[-3000:]
+    rows = ledger.read(out_root / "sweeps" / "opt")[1]
+    assert len(rows) == 5 and len({r["trial"] for r in rows}) == 5  # 2 new trials, none redone

@@ -108,9 +108,9 @@ def run_uniform(cfg: DictConfig) -> float:
 
 def run_greedy(cfg: DictConfig) -> float:
     """Greedy soup (Wortsman et al. 2022): rank members by their own val objective, then add each in turn
-    to an equal-weight soup (method `search.greedy_method`, linear by default) if the objective improves."""
+    to an equal-weight soup (method `greedy.method`, linear by default) if the objective improves."""
     request = merge_request(cfg)
-    method = str(cfg.search.get("greedy_method", "linear"))
+    method = str(cfg.greedy.method)
     solo = {n: record(cfg, _with(request, [n], "linear"), "greedy", f"solo-{n}")["objective"]
             for n in sorted(request["members"])}
     order = sorted(solo, key=lambda n: -solo[n])
