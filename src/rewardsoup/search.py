@@ -21,7 +21,7 @@ from rewardsoup import ledger
 from rewardsoup.errors import ConfigError
 from rewardsoup.soup import merge_request, merge_soup
 from rewardsoup.tracking import start_run
-from rewardsoup.trials import score_request
+from rewardsoup.trials import objective_value, score_request
 
 MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick")
 
@@ -56,6 +56,7 @@ def _header(cfg: DictConfig, request: Mapping[str, Any]) -> dict:
 
 def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any) -> dict[str, Any]:
     """Score one request (or reuse its ledger row), log one W&B run, append one ledger row."""
+    objective_value({ds: 0.5 for ds in cfg.datasets}, OmegaConf.to_container(cfg.objective, resolve=True))  # checked before anything is written
     sweep_dir = ledger.open_sweep(cfg.sweep.dir, _header(cfg, merge_request(cfg)))  # the sweep's full member set
     _, rows = ledger.read(sweep_dir)
     done = ledger.find(rows, request)
