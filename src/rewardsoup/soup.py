@@ -30,8 +30,11 @@ def merge_request(cfg: DictConfig) -> dict[str, Any]:
         members = {n: members[n] for n in use}
     spec = method_spec(str(m["method"]))
     params = {k: m[k] for k in spec.global_params if k in m and m[k] is not None}
+    weights = m.get("weights") or None
+    if weights and use:  # a subset merge uses the subset's weights only
+        weights = {n: w for n, w in weights.items() if n in members}
     return {"method": spec.name, "base": str(cfg.model.base_dir), "members": members,
-            "weights": m.get("weights") if "weight" in spec.member_params else None,
+            "weights": weights if "weight" in spec.member_params else None,
             "density": m.get("density") if "density" in spec.member_params else None,
             "params": params, "dtype": str(m.get("dtype", "float32")), "seed": m.get("seed")}
 
