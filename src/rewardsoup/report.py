@@ -1,0 +1,33 @@
+"""`make report-real`: a markdown report of the real-data recipe (accuracies, intervals, soup vs
+specialists, wall times), written next to the evaluation table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rewardsoup.atomic import atomic_write_text
+
+
+def write_real_report(run: dict) -> Path:
+    root = Path(run["root"])
+    lines = ["# rewardsoup on real data (../shared/data)", "",
+             "Members fine-tuned from SmolLM2-135M-Instruct cut to 4 layers (1-logit head), then an Optuna",
+             "sweep of in-memory TIES merges on the val splits, the best trial exported with mergekit and",
+             "tested on test splits no trial saw.", "", "## Members (validation during training)", "",
+             "| member | data | objective | train n | val n | val accuracy | train wall s |", "|---|---|---|---|---|---|---|"]
+    for name, path in run["members"].items():
+        meta = json.loads((Path(path) / "rewardsoup_member.json").read_text())
+        lines.append(f"| {name} | {meta['data']['name']} | {meta['objective']['name']} | {meta['split_sizes']['train']} "
+                     f"| {meta['val']['n']} | {meta['val']['accuracy']:.3f} | {meta['train_wall_s']:.0f} |")
+    rows = [json.loads(x) for x in (Path(run["sweep"]) / "ledger.jsonl").read_text().splitlines() if x.strip()]
+    best = max(rows, key=lambda r: r["objective"])
+    lines += ["", f"## Sweep: {len(rows)} trials", "", f"Best val objective {best['objective']:.4f} with "
+              f"`{best['params']}`.", "", "## Test table", "", Path(run["report"]).read_text(), "## Wall times", "",
+              "| stage | seconds |", "|---|---|"]
+    lines += [f"| {stage} | {secs:.0f} |" for stage, secs in run["walls"].items()]
+    lines += [f"| total | {run['total_s']:.0f} |", ""]
+    out = root / "reports" / "real-data-report.md"
+    atomic_write_text(out, "\n".join(lines))
+    print(f"[rewardsoup] real-data report: {out}")
+    return out

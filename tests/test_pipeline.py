@@ -1,0 +1,24 @@
+"""The main job end to end on the tiny model: every stage runs, a second run skips them all."""
+
+import json
+
+import pytest
+
+from rewardsoup import pipeline
+
+
+def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, monkeypatch, capsys):
+    monkeypatch.setattr(pipeline.RECIPES["demo"], "sample", False)  # best-of-N has its own tests
+    overrides = ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
+                 "hydra.sweeper.n_trials=3", "trial.max_length=64", "pick.bootstrap=50"]
+    first = pipeline.run_recipe("demo", overrides)
+    out = capsys.readouterr().out
+    assert "3/5 sweep" in out and "| model | kind |" in out
+    ledger = [json.loads(x) for x in (out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()]
+    assert len(ledger) == 3
+    assert (out_root / "soups" / "best-optuna-ties" / "mergekit_config.yml").exists()
+    assert set(first["members"]) == {"thumbs", "pairs", "harmless"}
+    pipeline.run_recipe("demo", overrides)
+    again = capsys.readouterr().out
+    assert again.count("already done") == 5  # base, three members, the pick
+    assert len((out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()) == 3
