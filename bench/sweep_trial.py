@@ -32,18 +32,16 @@ from rewardsoup import trim  # noqa: E402
 from rewardsoup.evalsets import build_evalset, load_evalset  # noqa: E402
 from rewardsoup.evaluate_job import load_reward_model  # noqa: E402
 from rewardsoup.evaluation import score_evalset  # noqa: E402
-from rewardsoup.merging import apply_state_dict, merge_in_memory, mergekit_config  # noqa: E402
+from rewardsoup.merging import apply_state_dict, mergekit_config  # noqa: E402
 from rewardsoup.pipeline import compose_cfg  # noqa: E402
 from rewardsoup.soup import merge_request  # noqa: E402
 from rewardsoup.trials import resident  # noqa: E402
 
 
 def ours(cfg, request, evalsets):
-    base_sd, member_sds, model = resident(request["base"], request["members"])
+    prepared, model = resident(request["base"], request["members"])
     start = time.perf_counter()
-    merged = merge_in_memory(request["method"], base_sd, member_sds, request["weights"], request["density"],
-                             request["params"], fast_trim=True)
-    apply_state_dict(model, merged)
+    apply_state_dict(model, prepared.merge(request))
     mid = time.perf_counter()
     scores = [score_evalset(model, es, model.config.pad_token_id, 32).rewards for es in evalsets]
     end = time.perf_counter()
@@ -73,7 +71,8 @@ def seed(cfg, request, data_cfgs, pipeline_eval: bool):
 
 
 def trim_speed(request) -> float:
-    base_sd, member_sds, _ = resident(request["base"], request["members"])
+    prepared, _ = resident(request["base"], request["members"])
+    base_sd, member_sds = prepared.base_sd, prepared.member_sds
     deltas = [member_sds[n][k] - base_sd[k] for n in member_sds for k in base_sd if base_sd[k].ndim == 2]
     times = {}
     for fast in (True, False):

@@ -141,3 +141,21 @@ def test_optuna_sweep_logs_flat_runs_and_resumes(merge_overrides, out_root):
     assert more.returncode == 0, more.stderr[-3000:]
     rows = ledger.read(out_root / "sweeps" / "opt")[1]
     assert len(rows) == 5 and len({r["trial"] for r in rows}) == 5  # 2 new trials, none redone
+
+
+@pytest.mark.parametrize("method,density", [("ties", 1.0), ("ties", 0.5), ("ties", 0.2), ("task_arithmetic", None),
+                                            ("dare_ties", 0.5), ("linear", None)])
+def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density):
+    from rewardsoup.merging import merge_in_memory
+
+    extra = [f"merge.method={method}"] + ([f"merge.density={density}"] if density else [])
+    if method == "dare_ties":
+        extra += ["merge.seed=0", "+merge.rescale=true"]
+    request = merge_request(sweep_cfg(*extra))
+    prepared, _ = trials.resident(request["base"], request["members"])
+    assert prepared.sparse  # most embedding rows are untouched by a few steps of training
+    fast = prepared.merge(request)
+    ref = merge_in_memory(request["method"], prepared.base_sd, prepared.member_sds, request["weights"],
+                          request["density"], request["params"], seed=request["seed"])
+    assert fast.keys() == ref.keys()
+    assert all(torch.equal(fast[k], ref[k]) for k in ref)

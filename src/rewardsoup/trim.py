@@ -46,14 +46,18 @@ def _kth_largest_key(keys: torch.Tensor, k: int) -> tuple[int, int, int, bool]:
     return prefix, remaining, n_eq, maybe_nan
 
 
-def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact") -> torch.Tensor:
+class AmbiguousTie(Exception):
+    """`ties="raise"`: a non-zero magnitude is tied across the cut (only a full-tensor sort decides)."""
+
+
+def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact", k: int | None = None) -> torch.Tensor:
     """Flat bool mask such that `tensor * mask` equals mergekit's magnitude trim bit for bit.
 
     ties="index" never sorts: an ambiguous tie at the cut keeps the lowest flat indices (deterministic
     on every machine; differs from mergekit only in WHICH equal-magnitude entries are kept).
     """
     n = tensor.numel()
-    k = max(1, int(density * n))
+    k = max(1, int(density * n)) if k is None else min(k, n)  # explicit k: a compressed view of a bigger tensor
     w = tensor.detach().abs().reshape(-1)
     if w.device.type == "cpu":
         w = w.float()
@@ -68,6 +72,8 @@ def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact") ->
                 STATS["select"] += 1
                 return (keys > thr) | _first(keys == thr, need)
     # Ambiguous non-zero tie at the cut, NaN, or another dtype/device: mergekit's own selection.
+    if ties == "raise":
+        raise AmbiguousTie
     STATS["argsort"] += 1
     mask = torch.zeros(n, dtype=torch.bool, device=tensor.device)
     mask[torch.argsort(w, descending=True)[:k]] = True
@@ -81,7 +87,7 @@ def _first(eq: torch.Tensor, count: int) -> torch.Tensor:
     return out
 
 
-def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True) -> torch.Tensor:
+def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True, k: int | None = None) -> torch.Tensor:
     """`mergekit.sparsify.magnitude(tensor, density)` (no rescale).
 
     fast: True / "exact" = fast exact mask, "index" = fast, ties at the cut by index, False = mergekit's own.
@@ -90,13 +96,13 @@ def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True) -> 
         from mergekit.sparsify import magnitude as mk_magnitude
 
         return mk_magnitude(tensor, density=density)
-    if fast not in (True, "exact", "index"):
-        raise ValueError(f"fast_trim must be True, False, 'exact' or 'index', not {fast!r}")
-    if density >= 1:
+    if fast not in (True, "exact", "index", "raise"):
+        raise ValueError(f"fast_trim must be True, False, 'exact', 'index' or 'raise', not {fast!r}")
+    if density >= 1 or (k is not None and k >= tensor.numel()):
         return tensor
     if density <= 0 or tensor.numel() == 0:
         return torch.zeros_like(tensor)
-    mask = magnitude_mask(tensor, density, ties="index" if fast == "index" else "exact")
+    mask = magnitude_mask(tensor, density, ties={True: "exact"}.get(fast, fast), k=k)
     return tensor * mask.reshape(tensor.shape)  # bool promotes to tensor.dtype: same bits as mergekit
 
 
