@@ -79,9 +79,26 @@ def _callbacks(evaluate, tracker):
     return Validate()
 
 
+def _complete(ckpt: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a checkpoint without a readable one was cut short."""
+    import json
+
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def _last_checkpoint(work_dir: Path) -> str | None:
+    """The newest COMPLETE checkpoint; ones a kill cut short are removed so they are never resumed."""
     ckpts = sorted((work_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    for ckpt in reversed(ckpts):
+        if _complete(ckpt):
+            return str(ckpt)
+        print(f"[rewardsoup] {ckpt.name} is incomplete (interrupted while saving); removing it", flush=True)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return None
 
 
 def train_member(cfg: DictConfig) -> float | None:
