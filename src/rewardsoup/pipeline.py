@@ -25,6 +25,7 @@ import rewardsoup.config  # noqa: F401  (resolvers)
 from rewardsoup.errors import RewardSoupError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
+DEMO_PROMPTS = Path(__file__).resolve().parent / "data" / "demo_prompts.jsonl"  # role-play prompts we wrote
 
 
 @dataclass
@@ -114,7 +115,7 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     samples = Path(cfg.paths.root) / "samples" / "demo-best-of-4.jsonl"
     if recipe.sample:
         _stage("5/5 best-of-4: SmolLM2 writes four replies per role-play prompt, the soup picks one", samples,
-               lambda: _run([sys.executable, "sample.py", f"reward_model={picked}", "prompts=demo", "n=4",
+               lambda: _run([sys.executable, "sample.py", f"reward_model={picked}", f"prompts={DEMO_PROMPTS}", "n=4",
                              f"output={samples}", *[o for o in overrides if o.startswith(("paths.", "model", "logger"))]]),
                walls)
     total = time.monotonic() - start
