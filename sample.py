@@ -1,14 +1,20 @@
-"""Best-of-N sampling with a reward model: `python sample.py reward_model=PATH n=4`."""
+"""Best-of-N sampling with a reward model: `python sample.py reward_model=PATH prompts=FILE n=4`.
+
+Also `prompt="..."` (or a list) instead of a file, `candidates=FILE` to rerank given replies, and
+`mode=preferences` to write best-vs-worst pairs for `train.py data=local_pairs objective=pairwise`.
+"""
 
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import show_pending
+from rewardsoup.config import run_job
 
 
 @hydra.main(config_path="conf", config_name="sample", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    show_pending(cfg, "sample.py", 6)
+    from rewardsoup.sampling import sample_job
+
+    run_job(sample_job, cfg)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from rewardsoup.base import check_reward_model
 from rewardsoup.errors import ConfigError
 from rewardsoup.evalsets import load_evalset
 from rewardsoup.evaluation import Scored, ensemble, metrics, score_evalset
+from rewardsoup.sampling import dataset_best_of_n
 from rewardsoup.tracking import start_run
 
 MEMBER_FILE, SOUP_FILE = "rewardsoup_member.json", "mergekit_config.yml"
@@ -74,6 +75,7 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     kinds = {name: kind for name, (kind, _) in models.items()}
     member_scores: dict[str, list[Scored]] = {ds: [] for ds in datasets}
     tokenizer_dir = next(iter(models.values()))[1]
+    bon = cfg.get("best_of_n") or {}
 
     def run(name: str, model) -> None:
         results[name] = {}
@@ -81,6 +83,9 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
             es = load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache)
             scored = score_evalset(model, es, model.config.pad_token_id, bs)
             results[name][ds] = metrics(scored, boot)
+            if bon.get("enabled", False) and es.schema == "pairwise":  # best-of-n accuracy (sampling.py)
+                results[name][ds].update(dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length,
+                                                           bs, int(bon.get("min_candidates", 2)), boot))
             if kinds[name] == "member":
                 member_scores[ds].append(scored)
         print(f"[rewardsoup] scored {name} ({kinds[name]})", flush=True)
@@ -97,6 +102,11 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
         run("uniform_soup", uniform_soup(base_dir, members))
 
     table_rows = tables.rows(results, kinds)
+    for row in table_rows:  # best-of-n columns, where computed: <dataset>_bon, _bon_lo, _bon_hi, _bon_chance
+        for ds in datasets:
+            for key in ("bon", "bon_lo", "bon_hi", "bon_chance"):
+                if key in results[row["model"]][ds]:
+                    row[f"{ds}_{key}"] = results[row["model"]][ds][key]
     title = f"Held-out accuracy on the {split} splits"
     out_dir = Path(cfg.paths.reports) / f"evaluate-{split}"
     md = tables.write_report(out_dir, table_rows, datasets, title,
