@@ -197,7 +197,7 @@ def test_evaluate_adds_best_of_n_columns(compose_cfg, tiny_members):
     ("empty", DataError, "is empty"),
     ("malformed", DataError, r"line 2: not valid JSON"),
     ("no_prompt_field", DataError, r"line 1: expected `messages`"),
-    ("bad_role", DataError, r"line 1: message 0 has role 'robot'"),
+    ("bad_role", DataError, r"line 1: message 0: message role 'robot'"),
     ("bad_candidates", DataError, r"line 1: `candidates` must be a non-empty list"),
     ("n0", ConfigError, "n=0"),
     ("both", ConfigError, "exactly one of"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from rewardsoup.data.render import SPEAKERS
+from rewardsoup.data.render import role_and_text
 from rewardsoup.errors import DataError
 
 _ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
@@ -52,11 +52,11 @@ def normalise_messages(value: Any, where: str) -> list[dict[str, str]]:
     for i, message in enumerate(value):
         if not isinstance(message, dict):
             raise DataError(f"{where}: message {i} is {message!r:.60}; expected an object with role and content")
-        role = message.get("role", message.get("from"))
+        try:
+            speaker, _, _ = role_and_text(message)
+        except DataError as exc:
+            raise DataError(f"{where}: message {i}: {exc}") from None
         content = message.get("content", message.get("value"))
-        speaker = SPEAKERS.get(str(role).lower()) if role is not None else None
-        if speaker is None:
-            raise DataError(f"{where}: message {i} has role {role!r}; expected one of {sorted(SPEAKERS)}")
         if not isinstance(content, str):
             raise DataError(f"{where}: message {i} content is {content!r:.60}; expected a string")
         item = {"role": _ROLES[speaker], "content": content}

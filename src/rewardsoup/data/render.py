@@ -37,7 +37,7 @@ _HH_MARKER = re.compile(r"\n\n(Human|Assistant|System):")
 _warned_no_template = False
 
 
-def _role_and_text(message: Any) -> tuple[str, str, str | None]:
+def role_and_text(message: Any) -> tuple[str, str, str | None]:
     """(speaker, text, name) of one message; DataError for a message of unknown shape or role."""
     if isinstance(message, str):
         return "Assistant", message, None
@@ -68,7 +68,7 @@ def _use_template(style: str, tokenizer: Any) -> bool:
 def _template_messages(messages: list[Any]) -> list[dict[str, str]]:
     out = []
     for message in messages:
-        speaker, text, name = _role_and_text(message)
+        speaker, text, name = role_and_text(message)
         item = {"role": _TEMPLATE_ROLES[speaker], "content": text}
         if name:
             item["name"] = name
@@ -82,7 +82,7 @@ def render_conversation(messages: list[Any], style: str = "plain", tokenizer: An
         return tokenizer.apply_chat_template(_template_messages(messages), tokenize=False)
     parts = []
     for message in messages:
-        speaker, text, name = _role_and_text(message)
+        speaker, text, name = role_and_text(message)
         parts.append(f"\n\n{name or speaker}: {text}")
     return "".join(parts)
 
@@ -104,7 +104,7 @@ def render_prompt_and_reply(
         if not full.startswith(prompt):
             prompt = os.path.commonprefix([prompt, full])
     else:
-        speaker, _, name = _role_and_text(reply)
+        speaker, _, name = role_and_text(reply)
         prompt = render_conversation(messages) + f"\n\n{name or speaker}:"
     return prompt, full[len(prompt):]
 
