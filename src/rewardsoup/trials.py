@@ -53,7 +53,7 @@ class Prepared:
                                                              for n, sd in member_sds.items()})
 
     def merge(self, request) -> dict:
-        from rewardsoup import merging, trim
+        from rewardsoup import merge_math, merging, trim
 
         method = request["method"]
         fast = method in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
@@ -72,7 +72,7 @@ class Prepared:
             if key in self.sparse:
                 idx, base_c, members_c = self.sparse[key]
                 try:
-                    merged_c = merging._task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
+                    merged_c = merge_math.task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
                                                         None, "raise", trim_k=base.numel())
                     flat = base.reshape(-1).clone()
                     flat[idx] = merged_c
@@ -80,7 +80,7 @@ class Prepared:
                     continue
                 except trim.AmbiguousTie:
                     pass
-            out[key] = merging._task_arithmetic(method, base, tensors, names, r, None, True)
+            out[key] = merge_math.task_arithmetic(method, base, tensors, names, r, None, True)
         return out
 
 

@@ -1,0 +1,70 @@
+"""The tensor math of in-memory merges, one tensor at a time, as mergekit 0.1.5 computes it.
+
+`linear` is mergekit's `linear_merge` kernel; `task_arithmetic` is `GeneralizedTaskArithmeticMerge
+.merge_group` for ties / dare_ties / task_arithmetic. `rewardsoup.merging.merge_in_memory` drives them
+over a state dict; `rewardsoup.trials.Prepared` over compressed views.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rewardsoup import trim
+
+
+def linear(tensors: list[torch.Tensor], weights: list[float], normalize: bool) -> torch.Tensor:
+    """mergekit's `linear_merge` kernel, for one tensor (a batch of one, as run_merge executes it)."""
+    first = tensors[0].unsqueeze(0)
+    dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
+    w = torch.tensor([weights], dtype=dtype)
+    shape = (1,) + (1,) * (first.ndim - 1)
+    result = torch.zeros_like(first, dtype=dtype)
+    for t, c in zip(tensors, w.unbind(1)):
+        result.addcmul_(t.unsqueeze(0), c.reshape(shape))
+    if normalize:
+        result.div_(w.sum(dim=1).reshape(shape))
+    return result.to(first.dtype)[0]
+
+
+def task_arithmetic(method: str, base: torch.Tensor, tensors: list[torch.Tensor], names: list[str], r: dict,
+                     gen: torch.Generator | None, fast_trim: bool | str, trim_k: int | None = None) -> torch.Tensor:
+    """mergekit's GeneralizedTaskArithmeticMerge.merge_group for ties / dare_ties / task_arithmetic.
+
+    `trim_k`: the tensors are a compressed view (the positions where some member differs from the base)
+    of a tensor with `trim_k`-defining size; TIES then keeps the same top-k as on the full tensor.
+    """
+    p = r["params"]
+    dtype = base.dtype
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    base = base.to(dtype)
+    deltas = base.new_empty((len(tensors), *base.shape))
+    for i, (n, t) in enumerate(zip(names, tensors)):
+        delta = t.to(dtype) - base
+        if method == "ties":
+            k = None if trim_k is None else max(1, int(r["density"][n] * trim_k))
+            kept = trim.magnitude(delta, r["density"][n], fast=fast_trim, k=k)
+            delta = trim.rescale_l1(delta, kept) if p["rescale"] and r["density"][n] < 1 else kept
+        elif method == "dare_ties":
+            delta = trim.bernoulli(delta, r["density"][n], rescale=p["rescale"], generator=gen)
+        deltas[i] = delta
+    w = torch.tensor([r["weights"][n] for n in names], dtype=deltas.dtype, device=deltas.device)
+    while deltas.dim() > w.dim():
+        w.unsqueeze_(-1)
+    deltas.mul_(w)
+    if method == "task_arithmetic":
+        mixed = deltas.sum(dim=0)
+        divisor = w.sum(dim=0)
+        divisor[divisor.abs() < 1e-8] = 1
+    else:  # TIES sign consensus ("sum"); int8_mask only changes the dtype of an intermediate sign tensor
+        sign = deltas.sign()
+        majority = (deltas.sum(dim=0) >= 0).to(sign.dtype) * 2 - 1
+        mask = sign == majority
+        mixed = (deltas * mask).sum(dim=0)
+        divisor = (w * mask).sum(dim=0)
+        divisor[divisor == 0] = 1
+    if p["normalize"]:
+        mixed /= divisor
+    if p["lambda"] != 1:
+        mixed *= p["lambda"]
+    return (base + mixed).to(base.dtype)
