@@ -101,6 +101,22 @@ def test_same_seed_gives_the_same_candidates(sample, prompts_file, tmp_path):
     assert candidates(1, "c.jsonl") != first
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_shared_prefill_samples_what_num_return_sequences_samples(arch):
+    from transformers import set_seed
+
+    from rewardsoup.prompts import cli_prompts
+
+    gen = sampling.load_generator(resolve_model(f"tiny:{arch}"), "float32")
+    items = cli_prompts(["hi", "a much longer question about the moon, its phases and tides"])  # left padding
+    cfg = {"max_new_tokens": 6, "temperature": 0.9, "top_p": 0.95, "max_prompt_length": 64}
+    set_seed(0)
+    shared = sampling.generate_replies(gen, items, 3, {**cfg, "share_prompt": True})
+    set_seed(0)
+    assert sampling.generate_replies(gen, items, 3, {**cfg, "share_prompt": False}) == shared
+    assert [len(r) for r in shared] == [3, 3]
+
+
 def test_command_line_prompts_one_or_a_list(sample):
     _, one = sample("prompt=hello there", "n=2")
     _, two = sample("prompt=[first question,second question]", "n=2", "output=${paths.root}/two.jsonl")

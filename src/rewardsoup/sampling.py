@@ -14,8 +14,8 @@ given replies without generating). Per prompt:
    `mode=preferences` writes best/worst as canonical pairwise rows (`prompt`, `chosen`, `rejected`,
    `margin`) that `train.py data=local_pairs data.source=FILE objective=pairwise` reads.
 
-`group_pairs_by_prompt` / `best_of_n_accuracy` measure a reward model as a best-of-N picker on pairwise
-data (evaluate.py's optional `best_of_n` block).
+`group_pairs_by_prompt` / `best_of_n_accuracy`: a reward model as a best-of-N picker on pairwise data
+(evaluate.py's optional `best_of_n` block).
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ _GENERATORS: dict[tuple, Generator] = {}
 
 
 def _positive(value: Any, name: str, kind: type = int, low: float = 1) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise ConfigError(f"{name}={value!r}: expected {'an integer' if kind is int else 'a number'} >= {low}")
-    if value < low:
+    """`value` as `kind` when it is a number >= `low` (an integer for int); ConfigError naming `name` otherwise."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or (kind is int and value != int(value)) or value < low:
         raise ConfigError(f"{name}={value!r}: expected {'an integer' if kind is int else 'a number'} >= {low}")
     return kind(value)
 
@@ -80,13 +80,6 @@ def check_settings(cfg: Mapping[str, Any]) -> tuple[int, str]:
     _positive(cfg.get("max_length"), "max_length")
     _positive(cfg.get("score_batch_size"), "score_batch_size")
     return n, mode
-
-
-def resolve_device(spec: str | None) -> str:
-    """"auto" -> cuda when available, else cpu; anything else is passed to torch as is."""
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if spec in (None, "auto") else str(spec)
 
 
 def generator_dtype(name: str, device: str) -> str:
@@ -118,7 +111,7 @@ def load_generator(spec: str, dtype: str = "auto", device: str = "cpu") -> Gener
     if key in _GENERATORS:
         return _GENERATORS[key]
     config = Path(path) / "config.json"
-    archs = json.loads(config.read_text()).get("architectures") or [] if config.exists() else []
+    archs = (json.loads(config.read_text()).get("architectures") or []) if config.exists() else []
     if archs and all(a.endswith("ForSequenceClassification") for a in archs):
         raise ModelError(f"generator '{spec}' is {archs}, a classifier; expected a causal LM (e.g. "
                          f"generator=embedded:smollm2-135m-instruct)")
@@ -198,11 +191,8 @@ def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Seq
     split = [[render_prompt_and_reply(item.messages, item.reply(r), style, tokenizer) for r in reps]
              for item, reps in zip(items, replies)]
     rewards = score_texts(model, tokenizer, [p + r for parts in split for p, r in parts], max_length, batch_size)
-    out, pos = [], 0
-    for parts in split:
-        out.append((parts, rewards[pos:pos + len(parts)]))
-        pos += len(parts)
-    return out
+    ends = np.cumsum([len(parts) for parts in split])
+    return [(parts, rewards[end - len(parts):end]) for parts, end in zip(split, ends)]
 
 
 def best_row(item: PromptItem, replies: Sequence[str], parts, rewards: np.ndarray) -> dict[str, Any]:
@@ -236,12 +226,11 @@ def _items(cfg: Mapping[str, Any]) -> tuple[list[PromptItem], str, bool]:
     given = [k for k in ("candidates", "prompts", "prompt") if cfg.get(k) not in (None, "")]
     if len(given) != 1:
         raise ConfigError(f"give exactly one of candidates=FILE, prompts=FILE or prompt='...' (got {given or 'none'})")
-    if given[0] == "candidates":
-        return read_candidates(cfg["candidates"]), Path(str(cfg["candidates"])).name.split(".")[0], True
-    if given[0] == "prompts":
-        return read_prompts(cfg["prompts"]), Path(str(cfg["prompts"])).name.split(".")[0], False
-    value = cfg["prompt"]
-    return cli_prompts(value if isinstance(value, str) else list(value)), "cli", False
+    key, value = given[0], cfg[given[0]]
+    if key == "prompt":
+        return cli_prompts(value if isinstance(value, str) else list(value)), "cli", False
+    reader = read_candidates if key == "candidates" else read_prompts
+    return reader(value), Path(str(value)).name.split(".")[0], key == "candidates"
 
 
 def _short(text: str, width: int = 160) -> str:
@@ -260,6 +249,7 @@ def _show(write: Callable[[str], None], index: int, total: int, row: Mapping[str
 
 def sample_job(cfg) -> dict[str, Any]:
     """sample.py's work: best-of-N (or rerank) over every prompt, written as jsonl; returns a summary."""
+    import torch
     from tqdm import tqdm
     from transformers import set_seed
 
@@ -267,12 +257,13 @@ def sample_job(cfg) -> dict[str, Any]:
 
     n, mode = check_settings(cfg)
     items, source, rerank = _items(cfg)
-    gen_cfg, device = cfg.generation, resolve_device(cfg.get("device"))
+    gen_cfg, device = cfg.generation, str(cfg.get("device") or "auto")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model, tokenizer = load_scorer(Path(str(cfg.reward_model)).expanduser())
     model.to(device)
     gen = None if rerank else load_generator(str(cfg.generator), str(gen_cfg.get("dtype", "auto")), device)
-    suffix = "rerank" if rerank else f"n{n}-seed{cfg.seed}"
-    output = Path(str(cfg.output)) if cfg.get("output") else Path(cfg.paths.root) / "samples" / f"{source}-{mode}-{suffix}.jsonl"
+    name = f"{source}-{mode}-{'rerank' if rerank else f'n{n}-seed{cfg.seed}'}.jsonl"
+    output = Path(str(cfg.output)) if cfg.get("output") else Path(cfg.paths.root) / "samples" / name
     set_seed(int(cfg.seed))
     rows, lines, table, skipped = [], [], [], Counter()
     batch = int(gen_cfg.batch_prompts)
@@ -298,7 +289,7 @@ def sample_job(cfg) -> dict[str, Any]:
                         lines.append(pair)
             bar.update(len(chunk))
         bar.close()
-        lines = rows if mode == "best" else lines
+        lines = rows if mode == "best" else lines  # preferences: the pairs gathered above
         atomic_write_text(output, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
         chosen = np.array([r["chosen"]["reward"] for r in rows])
         mean = np.array([np.mean([c["reward"] for c in r["candidates"]]) for r in rows])
@@ -366,22 +357,18 @@ def best_of_n_accuracy(groups: Sequence[BonGroup], scorer: Callable[[list[str]],
     `bon_groups` and `bon_mean_candidates`.
     """
     if not groups:
-        nan = float("nan")
-        return {"bon": nan, "bon_lo": nan, "bon_hi": nan, "bon_chance": nan, "bon_groups": 0,
-                "bon_mean_candidates": nan}
+        return {**dict.fromkeys(("bon", "bon_lo", "bon_hi", "bon_chance", "bon_mean_candidates"), float("nan")),
+                "bon_groups": 0}
     texts = [g.prompt + reply for g in groups for reply in [g.chosen, *g.rejected]]
     rewards = np.asarray(scorer(texts), dtype=np.float64)
     if rewards.shape != (len(texts),):
         raise ValueError(f"scorer returned {rewards.shape} rewards for {len(texts)} texts")
-    hits, pos = np.empty(len(groups)), 0
-    for i, g in enumerate(groups):
-        r = rewards[pos:pos + g.n]
-        hits[i], pos = float(r[0] > r[1:].max()), pos + g.n
+    sizes = np.array([g.n for g in groups])
+    hits = np.array([float(r[0] > r[1:].max()) for r in np.split(rewards, np.cumsum(sizes)[:-1])])
     lo = hi = float("nan")
     if bootstrap > 0:
         idx = np.random.default_rng(seed).integers(0, len(hits), (bootstrap, len(hits)))
         lo, hi = (float(x) for x in np.percentile(hits[idx].mean(axis=1), [2.5, 97.5]))
-    sizes = np.array([g.n for g in groups])
     return {"bon": float(hits.mean()), "bon_lo": lo, "bon_hi": hi, "bon_chance": float(np.mean(1.0 / sizes)),
             "bon_groups": len(groups), "bon_mean_candidates": float(sizes.mean())}
 
