@@ -3,7 +3,6 @@
 Each case runs the stage's work function the way its entry point does (`run_job`), on the real configs.
 """
 
-import json
 
 import pytest
 

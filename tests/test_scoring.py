@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from rewardsoup.scoring import load_scorer, scalar_score, score_ids, score_pairs, score_texts, tokenize
 

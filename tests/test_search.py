@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from conftest import ROOT
 from rewardsoup import ledger, search, trials

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 from rewardsoup import objectives
-from rewardsoup.errors import ConfigError, DataError, ModelError
+from rewardsoup.errors import ConfigError, DataError
 from rewardsoup.scoring import tokenize
 from rewardsoup.training import MEMBER_META, train_member
 
@@ -34,7 +35,7 @@ def train(compose_cfg, smoke_overrides):
                                             ("demo_pairs", "pairwise")])
 def test_training_moves_parameters_keeps_shapes_and_writes_metadata(train, tiny_base_dir, data, objective):
     cfg, acc = train(f"data={data}", f"objective={objective}")
-    out = ROOT.__class__(cfg.train.output_dir)
+    out = Path(cfg.train.output_dir)
     assert 0.0 <= acc <= 1.0
     base, member = load_file(tiny_base_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert _shapes(out) == _shapes(tiny_base_dir)  # same names and shapes, score head included
@@ -74,10 +75,10 @@ def test_no_pair_is_dropped_even_when_everything_is_too_long(compose_cfg, tiny_b
 
 def test_mismatched_data_is_converted_explicitly(train):
     cfg, _ = train("data=demo_harmless", "objective=binary")
-    meta = json.loads((ROOT.__class__(cfg.train.output_dir) / MEMBER_META).read_text())
+    meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
     assert meta["data_report"]["converted"] == "pairwise -> binary"
     cfg, _ = train("data=demo_thumbs", "objective=pairwise")
-    meta = json.loads((ROOT.__class__(cfg.train.output_dir) / MEMBER_META).read_text())
+    meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
     assert meta["data_report"]["converted"] == "binary -> pairwise"
     assert meta["data_report"]["pairs_train"]["pairs"] == meta["split_sizes"]["train"]
 
@@ -107,7 +108,7 @@ def test_resume_continues_from_the_last_checkpoint(train, compose_cfg, smoke_ove
     cfg = compose_cfg("train", smoke_overrides + ["data=demo_thumbs"])
     with pytest.raises(KeyboardInterrupt):
         train_member(cfg)
-    out = ROOT.__class__(cfg.train.output_dir)
+    out = Path(cfg.train.output_dir)
     work = out.with_name(f".{out.name}.work")
     assert not out.exists() and (work / "checkpoints" / "checkpoint-2").exists()
     monkeypatch.setattr(Trainer, "train", real_train)

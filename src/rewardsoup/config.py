@@ -29,10 +29,3 @@ def run_job(work: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
 
-
-def show_pending(cfg: DictConfig, stage: str, issue: int) -> None:
-    """For a stage whose work has not landed: show the composed config, say so, and exit 2 (no pretending)."""
-    print(OmegaConf.to_yaml(cfg, resolve=False))
-    print(f"error: {stage} is not available yet (tracked in issue #{issue}); the config above is what "
-          f"it would run with.", file=sys.stderr)
-    sys.exit(2)

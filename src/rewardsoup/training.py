@@ -8,6 +8,7 @@ accuracy after every epoch through `rewardsoup.scoring` -> final folder with tok
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -81,8 +82,6 @@ def _callbacks(evaluate, tracker):
 
 def _complete(ckpt: Path) -> bool:
     """The Trainer writes trainer_state.json last: a checkpoint without a readable one was cut short."""
-    import json
-
     try:
         json.loads((ckpt / "trainer_state.json").read_text())
         return True
@@ -144,20 +143,18 @@ def train_member(cfg: DictConfig) -> float | None:
         args = _trainer_args(t, work_dir, tracker.enabled, name)
         trainer = objective.trainer(model, tokenizer, train_ds, args, cfg.objective, [validate])
         start = time.monotonic()
-        try:
-            result = trainer.train(resume_from_checkpoint=resume_from)
-        except NonFiniteLoss:
-            raise
+        result = trainer.train(resume_from_checkpoint=resume_from)
         wall = time.monotonic() - start
-        metrics = evaluate(trainer.model) if not validate.history or validate.history[-1]["step"] != \
-            trainer.state.global_step else {k: v for k, v in validate.history[-1].items()
-                                            if k not in ("epoch", "step")}
+        last = validate.history[-1] if validate.history else {}
+        if last.get("step") == trainer.state.global_step:  # the epoch-end validation saw the final weights
+            metrics = {k: v for k, v in last.items() if k not in ("epoch", "step")}
+        else:
+            metrics = evaluate(trainer.model)
         tracker.summary({f"val/{k}": v for k, v in metrics.items()})
         meta = {
             "name": name, "data": OmegaConf.to_container(cfg.data, resolve=True),
             "objective": OmegaConf.to_container(cfg.objective, resolve=True),
-            "base": str(base_dir), "base_meta": (base_dir / BASE_META).read_text() and
-            __import__("json").loads((base_dir / BASE_META).read_text()),
+            "base": str(base_dir), "base_meta": json.loads((base_dir / BASE_META).read_text()),
             "split_sizes": {s: len(getattr(splits, s)) for s in ("train", "val", "test")},
             "data_report": splits.report, "tokenization": counts, "max_length": max_length,
             "train": OmegaConf.to_container(t, resolve=True), "steps": trainer.state.global_step,
