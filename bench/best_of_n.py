@@ -63,7 +63,11 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8, help="prompts per generate call in the batched regime")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dtype", default="auto", help="generator dtype; auto = bfloat16 where native")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default); 1 is steadier "
+                   "when other jobs share the cores")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     reward = Path(a.reward_model) if a.reward_model else build_base(compose_cfg("train", ["logger=none"]).model)
     gen = load_generator("embedded:smollm2-135m-instruct", a.dtype)
     a.dtype = str(gen.model.dtype).replace("torch.", "")
