@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 from rewardsoup import objectives
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.errors import ConfigError, DataError, ModelError
 from rewardsoup.scoring import tokenize
 from rewardsoup.training import MEMBER_META, train_member
 
@@ -132,15 +132,20 @@ def test_non_finite_loss_stops_with_no_model_folder(train, out_root, monkeypatch
     assert not (out_root / "members" / "demo_thumbs-binary").exists()
 
 
-def test_base_that_is_not_a_one_logit_classifier_is_refused(train, tmp_path):
+def test_base_that_is_not_a_one_logit_classifier_is_refused(compose_cfg, smoke_overrides, tmp_path, out_root):
+    import json
+    import shutil
+
+    from rewardsoup.base import BASE_META, base_metadata
     from rewardsoup.models import tiny_model_dir
 
-    lm = tiny_model_dir("gpt2")
-    (tmp_path / "fake").mkdir()
-    (tmp_path / "fake" / "rewardsoup_base.json").write_text("{}")
-    with pytest.raises(Exception):
-        train(f"model.base_dir={tmp_path / 'fake'}")
-    assert lm.exists()
+    fake = tmp_path / "causal-lm-base"
+    shutil.copytree(tiny_model_dir("gpt2"), fake)  # a causal LM where the base should be
+    cfg = compose_cfg("train", smoke_overrides + [f"model.base_dir={fake}"])
+    (fake / BASE_META).write_text(json.dumps(base_metadata(cfg.model), indent=2, sort_keys=True) + "\n")
+    with pytest.raises(ModelError, match="one logit"):
+        train_member(cfg)
+    assert not (out_root / "members").exists()
 
 
 def test_cli_smoke_run_and_bad_input_exit_codes(out_root, tiny_base_dir):

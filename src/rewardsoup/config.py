@@ -6,7 +6,6 @@ resolved against the launch directory; jobs never chdir).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any, Callable
@@ -15,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.errors import RewardSoupError
 
-log = logging.getLogger("rewardsoup")
 
 if not OmegaConf.has_resolver("abspath"):
     OmegaConf.register_new_resolver("abspath", lambda p: os.path.abspath(os.path.expanduser(str(p))))

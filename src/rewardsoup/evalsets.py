@@ -18,9 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.atomic import atomic_write_text
 from rewardsoup.data import load_splits
-from rewardsoup.data.schema import pair_texts
-from rewardsoup.evaluation import EvalSet
-from rewardsoup.scoring import tokenize
+from rewardsoup.evaluation import EvalSet, evalset_from_split
 
 _MEMORY: dict[str, EvalSet] = {}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
@@ -47,13 +45,7 @@ def cache_key(tokenizer_dir: str | Path, data_cfg: Mapping, split: str, max_leng
 
 def build_evalset(name: str, data_cfg: Mapping, split: str, tokenizer, max_length: int) -> EvalSet:
     splits = load_splits(data_cfg, tokenizer)
-    ds = getattr(splits, split)
-    if splits.schema == "pairwise":
-        texts = [pair_texts(row) for row in ds]
-        tok = tokenize(tokenizer, [c for c, _ in texts] + [r for _, r in texts], max_length)
-        return EvalSet(name, "pairwise", tok.ids, None, tok.truncated)
-    tok = tokenize(tokenizer, ds["text"], max_length)
-    return EvalSet(name, "binary", tok.ids, np.asarray(ds["label"], dtype=np.int64), tok.truncated)
+    return evalset_from_split(name, splits.schema, getattr(splits, split), tokenizer, max_length)
 
 
 def load_evalset(name: str, data_cfg: Mapping, split: str, tokenizer_dir: str | Path, max_length: int,

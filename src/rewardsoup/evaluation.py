@@ -15,7 +15,7 @@ import numpy as np
 from datasets import Dataset
 
 from rewardsoup.data.schema import pair_texts
-from rewardsoup.scoring import binary_accuracy, pairwise_accuracy, score_ids, score_pairs, score_texts
+from rewardsoup.scoring import binary_accuracy, pairwise_accuracy, score_ids, tokenize
 
 
 @dataclass
@@ -103,16 +103,23 @@ def ensemble(scored: list[Scored]) -> Scored:
     return Scored(scored[0].evalset, np.mean([s.rewards for s in scored], axis=0))
 
 
-def evaluate_split(model, tokenizer, schema: str, ds: Dataset, max_length: int,
-                   batch_size: int = 32) -> dict[str, Any]:
-    """Accuracy (and tie rate for pairs) of `model` on one split; used for validation during training."""
+def evalset_from_split(name: str, schema: str, ds: Dataset, tokenizer, max_length: int) -> EvalSet:
+    """Tokenize a canonical split once (left-truncated): chosen texts then rejected texts for pairs."""
     if schema == "pairwise":
         texts = [pair_texts(row) for row in ds]
-        chosen, rejected = score_pairs(model, tokenizer, [c for c, _ in texts], [r for _, r in texts],
-                                       max_length, batch_size)
-        return {"accuracy": pairwise_accuracy(chosen, rejected), "tie_rate": float(np.mean(chosen == rejected)),
-                "margin": float(np.mean(chosen - rejected)), "n": len(ds)}
-    logits = score_texts(model, tokenizer, ds["text"], max_length, batch_size)
-    labels = np.asarray(ds["label"])
-    return {"accuracy": binary_accuracy(logits, labels), "auc": roc_auc(logits, labels),
-            "positive_rate": float(np.mean(logits > 0)), "n": len(ds)}
+        tok = tokenize(tokenizer, [c for c, _ in texts] + [r for _, r in texts], max_length)
+        return EvalSet(name, "pairwise", tok.ids, None, tok.truncated)
+    tok = tokenize(tokenizer, ds["text"], max_length)
+    return EvalSet(name, "binary", tok.ids, np.asarray(ds["label"], dtype=np.int64), tok.truncated)
+
+
+def validation_metrics(model, evalset: EvalSet, pad_id: int, batch_size: int = 32) -> dict[str, Any]:
+    """Training's per-epoch validation: the same scoring and metrics as evaluate.py, without intervals."""
+    scored = score_evalset(model, evalset, pad_id, batch_size)
+    out = metrics(scored, bootstrap=0)
+    out = {k: v for k, v in out.items() if not k.endswith(("_lo", "_hi"))}
+    if evalset.schema == "pairwise":
+        out["margin"] = float(np.mean(scored.rewards[: evalset.n] - scored.rewards[evalset.n:]))
+    else:
+        out["positive_rate"] = float(np.mean(scored.rewards > 0))
+    return out

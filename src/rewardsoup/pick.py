@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rewardsoup import ledger
 from rewardsoup.errors import ConfigError
-from rewardsoup.merging import mergekit_config, merge_to_disk, method_spec, preflight
+from rewardsoup.soup import export
 from rewardsoup.tracking import start_run
 
 
@@ -27,14 +27,6 @@ def best_row(rows: list[dict]) -> dict:
     if not rows:
         raise ConfigError("the sweep has no finished trials in its ledger yet")
     return max(enumerate(rows), key=lambda ir: (ir[1]["objective"], -ir[0]))[1]
-
-
-def export(request: dict, out: Path) -> Path:
-    base = request["base"] if method_spec(request["method"]).uses_base else None
-    preflight(request["method"], base, request["members"], request["weights"], request["density"], request["params"])
-    config = mergekit_config(request["method"], base, request["members"], request["weights"], request["density"],
-                             request["params"], request.get("dtype", "float32"))
-    return merge_to_disk(config, out, overwrite=True, seed=request.get("seed"))
 
 
 def plot_sweep(rows: list[dict], best: dict, out_dir: Path) -> list[Path]:

@@ -39,12 +39,23 @@ def merge_request(cfg: DictConfig) -> dict[str, Any]:
             "params": params, "dtype": str(m.get("dtype", "float32")), "seed": m.get("seed")}
 
 
+def checked_config(r: dict[str, Any]) -> dict[str, Any]:
+    """Every pre-flight check on request `r`, then its exact mergekit YAML dict."""
+    base = r["base"] if method_spec(r["method"]).uses_base else None
+    preflight(r["method"], base, r["members"], r["weights"], r["density"], r["params"])
+    return mergekit_config(r["method"], base, r["members"], r["weights"], r["density"], r["params"],
+                           r.get("dtype", "float32"))
+
+
+def export(r: dict[str, Any], out: Path) -> Path:
+    """Request `r` merged by mergekit into `out` (atomic, YAML beside it)."""
+    return merge_to_disk(checked_config(r), out, overwrite=True, seed=r.get("seed"))
+
+
 def merge_soup(cfg: DictConfig) -> str:
     """Pre-flight, then mergekit into `merge.output_dir` (atomic, YAML beside it); returns the folder."""
     r = merge_request(cfg)
-    base = r["base"] if method_spec(r["method"]).uses_base else None
-    preflight(r["method"], base, r["members"], r["weights"], r["density"], r["params"])
-    config = mergekit_config(r["method"], base, r["members"], r["weights"], r["density"], r["params"], r["dtype"])
+    config = checked_config(r)  # before the W&B run opens: bad input leaves nothing behind
     out = Path(cfg.merge.output_dir)
     with start_run(cfg, job_type="merge", name=out.name) as tracker:
         merge_to_disk(config, out, overwrite=True, seed=r["seed"])

@@ -22,7 +22,7 @@ from rewardsoup.atomic import atomic_dir, atomic_write_json
 from rewardsoup.base import BASE_META, build_base, check_reward_model
 from rewardsoup.data import load_splits
 from rewardsoup.errors import DataError, RewardSoupError
-from rewardsoup.evaluation import evaluate_split
+from rewardsoup.evaluation import evalset_from_split, validation_metrics
 from rewardsoup.objectives import adapt_splits, get_objective
 from rewardsoup.tracking import start_run
 
@@ -135,8 +135,8 @@ def train_member(cfg: DictConfig) -> float | None:
 
     set_seed(int(t.seed))
     model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), dtype=torch.float32)
-    evaluate = lambda m: evaluate_split(m, tokenizer, splits.schema, splits.val, max_length,  # noqa: E731
-                                        int(t.eval_batch_size))
+    val_set = evalset_from_split(splits.name, splits.schema, splits.val, tokenizer, max_length)  # tokenized once
+    evaluate = lambda m: validation_metrics(m, val_set, tokenizer.pad_token_id, int(t.eval_batch_size))  # noqa: E731
     name = str(t.member_name)
     with start_run(cfg, job_type="train", name=name) as tracker:
         validate = _callbacks(evaluate, tracker)
