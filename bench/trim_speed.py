@@ -5,7 +5,9 @@ of deltas: "gaussian" (fp32 N(0,1) values: ties are rare) and "finetune" (fp32 (
 base on the bf16 grid: deltas are quantised, so equal magnitudes straddling the cut are common).
 Modes: mergekit = `mergekit.sparsify.magnitude` (full argsort); exact = `trim.magnitude(fast=True)`
 (bit-identical, sorts only on an ambiguous tie at the cut); index = `fast="index"` (never sorts; ties
-at the cut by lowest index). Usage: python bench/trim_speed.py [--quick] [--threads N (default 1)]
+at the cut by lowest index); sweep = what sweep trials run: mergekit's own order computed once per tensor
+(`trim.magnitude_order`, timed apart as "order once"), then a keep-mask of its first k entries per trial
+(bit-identical). Usage: python bench/trim_speed.py [--quick] [--threads N (default 1)]
 Each tensor is timed best-of-3 (best-of-2 above 5M entries) and the bests are summed, so
 other load on a shared machine inflates the figures less. The LAST line printed is one JSON object (headline: gaussian
 deltas, density 0.5, exact mode).
@@ -79,37 +81,47 @@ def main() -> None:
     for kind in ("gaussian",) if quick else ("gaussian", "finetune"):
         tensors = tensor_set(kind)
         n = sum(t.numel() for t in tensors)
+        t0 = time.perf_counter()
+        orders = {id(t): trim.magnitude_order(t) for t in tensors}
+        order_s = time.perf_counter() - t0
+        modes["sweep"] = lambda t, d: t * trim.keep_mask(orders[id(t)], t.numel(),
+                                                         max(1, int(d * t.numel()))).reshape(t.shape)
         for density in (0.5, 0.9):
             times, outs, sorts = {}, {}, {}
             for mode, fn in modes.items():
                 times[mode], outs[mode], sorts[mode] = run(fn, tensors, density)
             exact_ok = all(torch.equal(a, b) for a, b in zip(outs["exact"], outs["mergekit"]))
             idx_diff = sum(int((a != b).sum()) for a, b in zip(outs["index"], outs["mergekit"]))
-            results[(kind, density)] = times
+            sweep_ok = all(torch.equal(a, b) for a, b in zip(outs["sweep"], outs["mergekit"]))
+            results[(kind, density)] = {**times, "order_once": order_s}
             rows.append((kind, n, density, times["mergekit"], times["exact"], sorts["exact"],
-                         times["index"], exact_ok, idx_diff, len(tensors)))
+                         times["index"], exact_ok and sweep_ok, idx_diff, len(tensors), times["sweep"], order_s))
             del outs
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     head = (f"{'deltas':9s} {'params':>7s} {'dens':>4s} {'mergekit s':>10s} {'exact s':>8s} {'x':>5s} "
-            f"{'sorted':>7s} {'index s':>8s} {'x':>5s} {'exact==mk':>9s} {'index!=mk':>9s}")
+            f"{'sorted':>7s} {'index s':>8s} {'x':>5s} {'sweep s':>8s} {'x':>6s} {'order once s':>12s} "
+            f"{'==mk':>5s} {'index!=mk':>9s}")
     print(head)
     print("-" * len(head))
-    for kind, n, d, mk, ex, srt, ix, ok, idiff, nt in rows:
+    for kind, n, d, mk, ex, srt, ix, ok, idiff, nt, sw, once in rows:
         print(f"{kind:9s} {n / 1e6:6.1f}M {d:4.1f} {mk:10.2f} {ex:8.2f} {mk / ex:5.1f} {f'{srt}/{nt}':>7s} "
-              f"{ix:8.2f} {mk / ix:5.1f} {str(ok):>9s} {idiff:9d}")
+              f"{ix:8.2f} {mk / ix:5.1f} {sw:8.2f} {mk / sw:6.1f} {once:12.2f} {str(ok):>5s} {idiff:9d}")
     print("sorted = tensors where the exact mode had to run mergekit's argsort (ambiguous tie at the cut);")
+    print("==mk: exact and sweep modes equal mergekit's output on every tensor;")
     print("index!=mk = entries where the never-sorting mode keeps a different one of equal-magnitude ties.")
     t = results[("gaussian", 0.5)]
     summary = {"trim_speedup_vs_mergekit": round(t["mergekit"] / t["exact"], 2),
                "mergekit_s": round(t["mergekit"], 3), "ours_s": round(t["exact"], 3),
                "density": 0.5, "params": rows[0][1], "exact_equal": rows[0][7],
                "index_mode_s": round(t["index"], 3),
+               "sweep_per_trial_speedup": round(t["mergekit"] / t["sweep"], 2), "sweep_order_once_s": round(t["order_once"], 3),
                "speedup_at_0.9": round(results[("gaussian", 0.9)]["mergekit"] / results[("gaussian", 0.9)]["exact"], 2)}
     if ("finetune", 0.5) in results:
         f = results[("finetune", 0.5)]
         summary["finetune_deltas_speedup_exact"] = round(f["mergekit"] / f["exact"], 2)
         summary["finetune_deltas_speedup_index"] = round(f["mergekit"] / f["index"], 2)
+        summary["finetune_deltas_speedup_sweep"] = round(f["mergekit"] / f["sweep"], 2)
     print(json.dumps(summary))
 
 

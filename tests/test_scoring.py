@@ -38,6 +38,26 @@ def test_scores_read_the_last_real_token_whatever_the_padding(tiny_members):
     assert alone[0] == pytest.approx(padded_batch[0], abs=1e-5)
 
 
+def test_repeated_texts_run_once_and_sets_are_scored_together(tiny_members):
+    from rewardsoup.evaluation import EvalSet, score_evalset, score_evalsets
+
+    model, tok = load_scorer(tiny_members["thumbs"])
+    ids = tokenize(tok, TEXTS, 64).ids
+    calls = []
+    real_forward = model.forward
+    model.forward = lambda *a, **k: calls.append(k["input_ids"].shape[0]) or real_forward(*a, **k)
+    try:
+        binary = EvalSet("b", "binary", ids, np.array([1, 0, 1, 0]))
+        pairs = EvalSet("p", "pairwise", [ids[0], ids[2], ids[1], ids[3]], None)  # the same texts, as pairs
+        together = score_evalsets(model, [binary, pairs], tok.pad_token_id, batch_size=2)
+    finally:
+        model.forward = real_forward
+    assert sum(calls) == len(TEXTS)  # 8 sequences asked for, 4 distinct ones run
+    for es, scored in zip([binary, pairs], together):
+        assert scored.evalset is es
+        np.testing.assert_allclose(scored.rewards, score_evalset(model, es, tok.pad_token_id, 1).rewards, atol=1e-5)
+
+
 def test_load_scorer_refuses_a_causal_lm():
     from rewardsoup.errors import ModelError
     from rewardsoup.models import tiny_model_dir

@@ -16,7 +16,7 @@ from rewardsoup import tables
 from rewardsoup.base import check_reward_model
 from rewardsoup.errors import ConfigError
 from rewardsoup.evalsets import load_evalset
-from rewardsoup.evaluation import Scored, ensemble, metrics, score_evalset
+from rewardsoup.evaluation import Scored, ensemble, metrics, score_evalsets
 from rewardsoup.sampling import dataset_best_of_n
 from rewardsoup.tracking import start_run
 
@@ -79,9 +79,9 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
 
     def run(name: str, model) -> None:
         results[name] = {}
-        for ds in datasets:
-            es = load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache)
-            scored = score_evalset(model, es, model.config.pad_token_id, bs)
+        evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache)
+                    for ds in datasets]
+        for ds, es, scored in zip(datasets, evalsets, score_evalsets(model, evalsets, model.config.pad_token_id, bs)):
             results[name][ds] = metrics(scored, boot)
             if bon.get("enabled", False) and es.schema == "pairwise":  # best-of-n accuracy (sampling.py)
                 results[name][ds].update(dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length,

@@ -98,6 +98,14 @@ def score_evalset(model, evalset: EvalSet, pad_id: int, batch_size: int = 32) ->
     return Scored(evalset, score_ids(model, evalset.ids, pad_id, batch_size))
 
 
+def score_evalsets(model, evalsets: list[EvalSet], pad_id: int, batch_size: int = 32) -> list[Scored]:
+    """Several sets in one pass: batches sorted by length across all of them, a text shared by two sets
+    (demo_pairs repeats demo_thumbs' texts) scored once."""
+    rewards = score_ids(model, [s for es in evalsets for s in es.ids], pad_id, batch_size)
+    ends = np.cumsum([len(es.ids) for es in evalsets])
+    return [Scored(es, r) for es, r in zip(evalsets, np.split(rewards, ends[:-1]))]
+
+
 def ensemble(scored: list[Scored]) -> Scored:
     """The logit ensemble: mean of the members' rewards, no merge."""
     return Scored(scored[0].evalset, np.mean([s.rewards for s in scored], axis=0))

@@ -27,11 +27,12 @@ def linear(tensors: list[torch.Tensor], weights: list[float], normalize: bool) -
 
 
 def task_arithmetic(method: str, base: torch.Tensor, tensors: list[torch.Tensor], names: list[str], r: dict,
-                     gen: torch.Generator | None, fast_trim: bool | str, trim_k: int | None = None) -> torch.Tensor:
+                     gen: torch.Generator | None, fast_trim: bool | str,
+                     keep: list[torch.Tensor | None] | None = None) -> torch.Tensor:
     """mergekit's GeneralizedTaskArithmeticMerge.merge_group for ties / dare_ties / task_arithmetic.
 
-    `trim_k`: the tensors are a compressed view (the positions where some member differs from the base)
-    of a tensor with `trim_k`-defining size; TIES then keeps the same top-k as on the full tensor.
+    `keep`: TIES masks already known per member (flat bool, None = no trim), e.g. from
+    `trim.magnitude_order` computed once per sweep; otherwise each delta is trimmed here.
     """
     p = r["params"]
     dtype = base.dtype
@@ -42,8 +43,10 @@ def task_arithmetic(method: str, base: torch.Tensor, tensors: list[torch.Tensor]
     for i, (n, t) in enumerate(zip(names, tensors)):
         delta = t.to(dtype) - base
         if method == "ties":
-            k = None if trim_k is None else max(1, int(r["density"][n] * trim_k))
-            kept = trim.magnitude(delta, r["density"][n], fast=fast_trim, k=k)
+            if keep is None:
+                kept = trim.magnitude(delta, r["density"][n], fast=fast_trim)
+            else:
+                kept = delta if keep[i] is None else delta * keep[i].reshape(delta.shape)
             delta = trim.rescale_l1(delta, kept) if p["rescale"] and r["density"][n] < 1 else kept
         elif method == "dare_ties":
             delta = trim.bernoulli(delta, r["density"][n], rescale=p["rescale"], generator=gen)

@@ -51,20 +51,24 @@ def _device(model) -> torch.device:
 
 
 def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32) -> np.ndarray:
-    """One fp32 logit per sequence: sorted by length so batches pad little, under inference_mode."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = np.empty(len(ids), dtype=np.float64)
+    """One fp32 logit per sequence, under inference_mode: each distinct sequence is run once (pairs built
+    from a binary set repeat its texts), sorted by length so batches pad little."""
+    first: dict[tuple, int] = {}
+    where = np.array([first.setdefault(tuple(s), len(first)) for s in ids], dtype=np.int64)
+    unique = list(first)
+    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+    out = np.empty(len(unique), dtype=np.float64)
     was_training = model.training
     model.eval()
     device = _device(model)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = {k: v.to(device) for k, v in pad_batch([ids[i] for i in idx], pad_id).items()}
+            batch = {k: v.to(device) for k, v in pad_batch([unique[i] for i in idx], pad_id).items()}
             logits = model(**batch).logits.float().reshape(len(idx), -1)[:, 0]
             out[idx] = logits.cpu().numpy()
     model.train(was_training)
-    return out
+    return out[where]
 
 
 def score_texts(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 32) -> np.ndarray:

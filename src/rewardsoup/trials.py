@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.errors import ConfigError
 from rewardsoup.evalsets import load_evalset
-from rewardsoup.evaluation import metrics, score_evalset
+from rewardsoup.evaluation import metrics, score_evalsets
 
 _CACHE: dict[tuple, Any] = {}
 SPARSE_BELOW = 0.5  # compress a tensor when fewer than half its entries differ from the base in any member
@@ -28,11 +28,15 @@ SPARSE_BELOW = 0.5  # compress a tensor when fewer than half its entries differ 
 class Prepared:
     """Base and members of one sweep, prepared once per process for fast TIES / task-arithmetic trials.
 
-    Fine-tuning leaves most embedding rows untouched (3% of SmolLM2's rows change on the demo sets), and
-    where every member equals the base TIES and task arithmetic return the base exactly. So for each
-    tensor we keep only the positions where some member differs; a trial merges those and scatters them
-    into the base. Results equal `merging.merge_in_memory` bit for bit; where a compressed TIES trim would
-    meet a tie that only mergekit's full sort decides, that tensor is merged in full instead.
+    - Fine-tuning leaves most embedding rows untouched (3% of SmolLM2's rows change on the demo sets), and
+      where every member equals the base TIES and task arithmetic return the base exactly. So for each
+      tensor we keep only the positions where some member differs; a trial merges those and scatters them
+      into the base.
+    - A member's TIES trim depends on its density, not on the weights: mergekit's magnitude ranking of each
+      member delta (`trim.magnitude_order`, its own argsort) is computed on first use and kept, so a trial
+      at any density trims in O(k).
+    Results equal `merging.merge_in_memory` bit for bit (tested). Memory: the orders take 4 bytes per
+    changed parameter and member.
     """
 
     def __init__(self, base_sd, member_sds):
@@ -40,6 +44,7 @@ class Prepared:
 
         self.base_sd, self.member_sds = base_sd, member_sds
         self.sparse: dict[str, tuple] = {}
+        self._orders: dict[tuple, Any] = {}
         for key, base in base_sd.items():
             if not base.is_floating_point() or base.numel() < 4096:
                 continue
@@ -52,12 +57,32 @@ class Prepared:
                 self.sparse[key] = (idx, flat[idx].clone(), {n: sd[key].reshape(-1)[idx].clone()
                                                              for n, sd in member_sds.items()})
 
+    def _keep(self, name: str, key: str, dtype, density: float):
+        """Member `name`'s TIES keep-mask on `key` at `density` (None: no trim), over the compressed view
+        when `key` is compressed; exactly the entries mergekit's argsort keeps on the full tensor."""
+        import torch
+
+        from rewardsoup import trim
+
+        if density >= 1:
+            return None
+        base = self.base_sd[key]
+        if (name, key, dtype) not in self._orders:
+            order = trim.magnitude_order(self.member_sds[name][key].to(dtype) - base.to(dtype))
+            if key in self.sparse:  # every non-zero delta sits at a changed position: re-index into the view
+                order = torch.searchsorted(self.sparse[key][0], order.long()).to(order.dtype)
+            self._orders[(name, key, dtype)] = order
+        n = self.sparse[key][0].numel() if key in self.sparse else base.numel()
+        return trim.keep_mask(self._orders[(name, key, dtype)], n, max(1, int(density * base.numel())))
+
     def merge(self, request) -> dict:
-        from rewardsoup import merge_math, merging, trim
+        import torch
+
+        from rewardsoup import merge_math, merging
 
         method = request["method"]
         fast = method in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
-        if not fast or not self.sparse:
+        if not fast:
             return merging.merge_in_memory(method, self.base_sd, {n: self.member_sds[n] for n in request["members"]},
                                            request["weights"], request["density"], request["params"],
                                            seed=request["seed"], fast_trim=True)
@@ -65,22 +90,22 @@ class Prepared:
                             request["density"], request["params"])
         names, out = r["names"], {}
         for key, base in self.base_sd.items():
-            tensors = [self.member_sds[n][key] for n in names]
             if not base.is_floating_point():
                 out[key] = base.clone()
                 continue
+            dtype = base.dtype
+            for n in names:
+                dtype = torch.promote_types(dtype, self.member_sds[n][key].dtype)
+            keep = [self._keep(n, key, dtype, r["density"][n]) for n in names] if method == "ties" else None
             if key in self.sparse:
                 idx, base_c, members_c = self.sparse[key]
-                try:
-                    merged_c = merge_math.task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
-                                                        None, "raise", trim_k=base.numel())
-                    flat = base.reshape(-1).clone()
-                    flat[idx] = merged_c
-                    out[key] = flat.reshape(base.shape)
-                    continue
-                except trim.AmbiguousTie:
-                    pass
-            out[key] = merge_math.task_arithmetic(method, base, tensors, names, r, None, True)
+                flat = base.reshape(-1).clone()
+                flat[idx] = merge_math.task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
+                                                       None, True, keep)
+                out[key] = flat.reshape(base.shape)
+            else:
+                out[key] = merge_math.task_arithmetic(method, base, [self.member_sds[n][key] for n in names], names,
+                                                      r, None, True, keep)
         return out
 
 
@@ -139,12 +164,13 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]
     prepared, model = resident(request["base"], request["members"])
     apply_state_dict(model, prepared.merge(request))
     merge_s = time.perf_counter() - start
-    per_dataset, detail = {}, {}
     t = cfg.trial
-    for name, data_cfg in cfg.datasets.items():
-        es = load_evalset(name, data_cfg, "val", request["base"], int(t.max_length), cfg.paths.cache)
-        m = metrics(score_evalset(model, es, model.config.pad_token_id, int(t.batch_size)), bootstrap=0)
-        per_dataset[name], detail[name] = m["accuracy"], m
+    names = list(cfg.datasets)
+    evalsets = [load_evalset(name, cfg.datasets[name], "val", request["base"], int(t.max_length), cfg.paths.cache)
+                for name in names]
+    scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size))
+    detail = {name: metrics(s, bootstrap=0) for name, s in zip(names, scored)}
+    per_dataset = {name: m["accuracy"] for name, m in detail.items()}
     value = objective_value(per_dataset, OmegaConf.to_container(cfg.objective, resolve=True))
     if not math.isfinite(value):
         raise ConfigError(f"objective is {value} (per dataset {per_dataset}); are the val splits empty?")

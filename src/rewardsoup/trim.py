@@ -12,6 +12,10 @@ ones kept depend on the sort's internals (and on the CPU's instruction set), not
 - otherwise (a non-zero magnitude tied across the cut, common with bf16 deltas): mergekit's choice
   is whatever its argsort does, so we run that same argsort -> exact, at mergekit's cost.
 `STATS` counts how often each path ran.
+
+Sweeps trim the same member deltas again and again at different densities. `magnitude_order` runs
+mergekit's own argsort once per member and tensor and keeps the order; every later trim at any density is
+`keep_mask(order, n, k)`, O(k) and bit-equal to mergekit's (same sort of the same values).
 """
 
 from __future__ import annotations
@@ -46,18 +50,14 @@ def _kth_largest_key(keys: torch.Tensor, k: int) -> tuple[int, int, int, bool]:
     return prefix, remaining, n_eq, maybe_nan
 
 
-class AmbiguousTie(Exception):
-    """`ties="raise"`: a non-zero magnitude is tied across the cut (only a full-tensor sort decides)."""
-
-
-def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact", k: int | None = None) -> torch.Tensor:
+def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact") -> torch.Tensor:
     """Flat bool mask such that `tensor * mask` equals mergekit's magnitude trim bit for bit.
 
     ties="index" never sorts: an ambiguous tie at the cut keeps the lowest flat indices (deterministic
     on every machine; differs from mergekit only in WHICH equal-magnitude entries are kept).
     """
     n = tensor.numel()
-    k = max(1, int(density * n)) if k is None else min(k, n)  # explicit k: a compressed view of a bigger tensor
+    k = max(1, int(density * n))
     w = tensor.detach().abs().reshape(-1)
     if w.device.type == "cpu":
         w = w.float()
@@ -72,11 +72,27 @@ def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact", k:
                 STATS["select"] += 1
                 return (keys > thr) | _first(keys == thr, need)
     # Ambiguous non-zero tie at the cut, NaN, or another dtype/device: mergekit's own selection.
-    if ties == "raise":
-        raise AmbiguousTie
     STATS["argsort"] += 1
     mask = torch.zeros(n, dtype=torch.bool, device=tensor.device)
     mask[torch.argsort(w, descending=True)[:k]] = True
+    return mask
+
+
+def magnitude_order(tensor: torch.Tensor) -> torch.Tensor:
+    """mergekit's ranking for magnitude trimming: `argsort(|t|.float(), descending=True)`, cut after the
+    non-zero entries (zeros come last; which zeros are kept never changes `tensor * mask`), as int32 when
+    it fits. The first k entries are exactly the k that mergekit keeps."""
+    w = tensor.detach().abs().reshape(-1)
+    if w.device.type == "cpu":
+        w = w.float()
+    order = torch.argsort(w, descending=True)[: int((w != 0).sum())]  # NaN != 0: NaN sorts first, kept
+    return order.to(torch.int32) if w.numel() < 2**31 else order
+
+
+def keep_mask(order: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """Flat bool mask of n entries keeping the first k of `order` (see `magnitude_order`)."""
+    mask = torch.zeros(n, dtype=torch.bool, device=order.device)
+    mask[order[:k]] = True
     return mask
 
 
@@ -87,7 +103,7 @@ def _first(eq: torch.Tensor, count: int) -> torch.Tensor:
     return out
 
 
-def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True, k: int | None = None) -> torch.Tensor:
+def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True) -> torch.Tensor:
     """`mergekit.sparsify.magnitude(tensor, density)` (no rescale).
 
     fast: True / "exact" = fast exact mask, "index" = fast, ties at the cut by index, False = mergekit's own.
@@ -96,13 +112,13 @@ def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True, k: 
         from mergekit.sparsify import magnitude as mk_magnitude
 
         return mk_magnitude(tensor, density=density)
-    if fast not in (True, "exact", "index", "raise"):
-        raise ValueError(f"fast_trim must be True, False, 'exact', 'index' or 'raise', not {fast!r}")
-    if density >= 1 or (k is not None and k >= tensor.numel()):
+    if fast not in (True, "exact", "index"):
+        raise ValueError(f"fast_trim must be True, False, 'exact' or 'index', not {fast!r}")
+    if density >= 1:
         return tensor
     if density <= 0 or tensor.numel() == 0:
         return torch.zeros_like(tensor)
-    mask = magnitude_mask(tensor, density, ties={True: "exact"}.get(fast, fast), k=k)
+    mask = magnitude_mask(tensor, density, ties={True: "exact"}.get(fast, fast))
     return tensor * mask.reshape(tensor.shape)  # bool promotes to tensor.dtype: same bits as mergekit
 
 
