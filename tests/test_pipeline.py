@@ -17,7 +17,9 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert len(ledger) == 3
     assert (out_root / "soups" / "best-optuna-ties" / "mergekit_config.yml").exists()
     assert set(first["members"]) == {"thumbs", "pairs", "harmless"}
-    pipeline.run_recipe("demo", overrides)
+    assert len(first["walls"]) == 5 and all(s >= 0 for s in first["walls"].values())  # 3 members, sweep, pick (base given)
+    second = pipeline.run_recipe("demo", overrides)
     again = capsys.readouterr().out
     assert again.count("already done") == 5  # base, three members, the pick
     assert len((out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()) == 3
+    assert second["walls"] == first["walls"]  # a rerun that did nothing reports the first run's stage times

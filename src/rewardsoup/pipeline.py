@@ -11,6 +11,7 @@ the job: training resumes from its last checkpoint, the Optuna study from its sq
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 import rewardsoup.config  # noqa: F401  (resolvers)
+from rewardsoup.atomic import atomic_write_text
 from rewardsoup.errors import RewardSoupError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -84,6 +86,23 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     return train, merge
 
 
+def _ledger_rows(sweep_dir) -> int:
+    path = Path(str(sweep_dir)) / "ledger.jsonl"
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
+
+WALLS = "pipeline-walls.json"  # under paths.root: seconds per stage, from the run that did the stage's work
+
+
+def _record_walls(root: Path, walls: dict) -> dict:
+    """Stage walls of this run merged over earlier runs' (a resumed run skips finished stages)."""
+    path = root / WALLS
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded.update(walls)
+    atomic_write_text(path, json.dumps(recorded, indent=1))
+    return recorded
+
+
 def run_recipe(name: str, overrides: list[str]) -> dict:
     from rewardsoup.base import BASE_META, build_base
     from rewardsoup.pick import pick_best
@@ -105,8 +124,11 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     merge_args = ["search=optuna"] + merge_overrides + recipe.merge
     scfg = compose_cfg("merge", merge_args)
     # always launched: the Optuna study resumes, so a rerun only adds the trials still missing
-    _stage("3/5 sweep: Optuna trials (conf/search/optuna.yaml) merged in memory, scored on val", None,
-           lambda: _run([sys.executable, "merge.py", "-m", *merge_args]), walls)
+    sweep_title = "3/5 sweep: Optuna trials (conf/search/optuna.yaml) merged in memory, scored on val"
+    trials_before = _ledger_rows(scfg.sweep.dir)
+    _stage(sweep_title, None, lambda: _run([sys.executable, "merge.py", "-m", *merge_args]), walls)
+    if _ledger_rows(scfg.sweep.dir) == trials_before:  # nothing new: keep the wall of the run that did the trials
+        walls.pop(sweep_title)
     pcfg = compose_cfg("merge", merge_args + ["mode=pick"])
     picked = Path(pcfg.paths.soups) / str(pcfg.pick.name)
     report = Path(pcfg.paths.reports) / "evaluate-test" / "table.md"
@@ -119,6 +141,7 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
                              f"output={samples}", *[o for o in overrides if o.startswith(("paths.", "model", "logger"))]]),
                walls)
     total = time.monotonic() - start
+    walls = _record_walls(Path(cfg.paths.root), walls)
     print(f"\n{name} finished in {total:.0f}s. Results on the test splits (unseen by the sweep):\n")
     print(report.read_text())
     print(f"Outputs under {cfg.paths.root}:")
