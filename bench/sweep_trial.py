@@ -33,7 +33,7 @@ from rewardsoup import trim  # noqa: E402
 from rewardsoup.evalsets import build_evalset, load_evalset  # noqa: E402
 from rewardsoup.evaluate_job import load_reward_model  # noqa: E402
 from rewardsoup.evaluation import score_evalsets  # noqa: E402
-from rewardsoup.merging import apply_state_dict, mergekit_config  # noqa: E402
+from rewardsoup.merging import mergekit_config  # noqa: E402
 from rewardsoup.pipeline import compose_cfg  # noqa: E402
 from rewardsoup.soup import merge_request  # noqa: E402
 from rewardsoup.trials import resident  # noqa: E402
@@ -42,7 +42,7 @@ from rewardsoup.trials import resident  # noqa: E402
 def ours(cfg, request, evalsets):
     prepared, model = resident(request["base"], request["members"])
     start = time.perf_counter()
-    apply_state_dict(model, prepared.merge(request))
+    prepared.apply(model, request)
     mid = time.perf_counter()
     scores = [s.rewards for s in score_evalsets(model, evalsets, model.config.pad_token_id, 32)]
     end = time.perf_counter()

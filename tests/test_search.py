@@ -158,3 +158,21 @@ def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density)
                           request["density"], request["params"], seed=request["seed"])
     assert fast.keys() == ref.keys()
     assert all(torch.equal(fast[k], ref[k]) for k in ref)
+
+
+def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep_cfg):
+    """A resident model after ties -> linear -> ties -> task arithmetic trials holds exactly each merge."""
+    from rewardsoup.evaluate_job import load_reward_model
+    from rewardsoup.merging import merge_in_memory
+
+    requests = [merge_request(sweep_cfg(*extra)) for extra in (
+        ["merge.density=0.5"], ["merge.method=linear"], ["merge.density=0.3", "merge.weights.harmless=2.0"],
+        ["merge.density=0.9"], ["merge.method=task_arithmetic"])]
+    prepared, _ = trials.resident(requests[0]["base"], requests[0]["members"])
+    model = load_reward_model(requests[0]["base"])
+    for request in requests:
+        prepared.apply(model, request)
+        ref = merge_in_memory(request["method"], prepared.base_sd, prepared.member_sds, request["weights"],
+                              request["density"], request["params"], seed=request["seed"])
+        own = model.state_dict()
+        assert all(torch.equal(own[k], ref[k]) for k in ref), request["method"]

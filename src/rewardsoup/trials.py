@@ -45,6 +45,7 @@ class Prepared:
         self.base_sd, self.member_sds = base_sd, member_sds
         self.sparse: dict[str, tuple] = {}
         self._orders: dict[tuple, Any] = {}
+        self._clean = lambda: None  # (weak ref to) the model known to hold the base where no member changed
         for key, base in base_sd.items():
             if not base.is_floating_point() or base.numel() < 4096:
                 continue
@@ -75,17 +76,16 @@ class Prepared:
         n = self.sparse[key][0].numel() if key in self.sparse else base.numel()
         return trim.keep_mask(self._orders[(name, key, dtype)], n, max(1, int(density * base.numel())))
 
-    def merge(self, request) -> dict:
+    def _merged(self, request) -> dict | None:
+        """{key: full tensor, or (changed positions, their merged values) for a compressed key}; None when
+        the request is not a plain TIES / task-arithmetic merge (then `merging.merge_in_memory` runs)."""
         import torch
 
         from rewardsoup import merge_math, merging
 
         method = request["method"]
-        fast = method in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
-        if not fast:
-            return merging.merge_in_memory(method, self.base_sd, {n: self.member_sds[n] for n in request["members"]},
-                                           request["weights"], request["density"], request["params"],
-                                           seed=request["seed"], fast_trim=True)
+        if not _plain_merge(request):
+            return None
         r = merging.resolve(method, {n: self.member_sds[n] for n in request["members"]}, request["weights"],
                             request["density"], request["params"])
         names, out = r["names"], {}
@@ -99,14 +99,61 @@ class Prepared:
             keep = [self._keep(n, key, dtype, r["density"][n]) for n in names] if method == "ties" else None
             if key in self.sparse:
                 idx, base_c, members_c = self.sparse[key]
-                flat = base.reshape(-1).clone()
-                flat[idx] = merge_math.task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
-                                                       None, True, keep)
-                out[key] = flat.reshape(base.shape)
+                out[key] = (idx, merge_math.task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
+                                                            None, True, keep))
             else:
                 out[key] = merge_math.task_arithmetic(method, base, [self.member_sds[n][key] for n in names], names,
                                                       r, None, True, keep)
         return out
+
+    def merge(self, request) -> dict:
+        """The merged state dict (equal to `merging.merge_in_memory`'s)."""
+        from rewardsoup import merging
+
+        parts = self._merged(request)
+        if parts is None:
+            return merging.merge_in_memory(request["method"], self.base_sd,
+                                           {n: self.member_sds[n] for n in request["members"]}, request["weights"],
+                                           request["density"], request["params"], seed=request["seed"], fast_trim=True)
+        out = {}
+        for key, part in parts.items():
+            if isinstance(part, tuple):
+                flat = self.base_sd[key].reshape(-1).clone()
+                flat[part[0]] = part[1]
+                part = flat.reshape(self.base_sd[key].shape)
+            out[key] = part
+        return out
+
+    def apply(self, model, request) -> None:
+        """Merge `request` into the resident `model` in place, as `apply_state_dict(model, merge(request))`.
+
+        A compressed tensor only gets its changed positions written: elsewhere the model still holds the
+        base, as long as the last merge written into it was one of ours (`_clean`), which saves two copies
+        of the embedding per trial.
+        """
+        import weakref
+
+        import torch
+
+        from rewardsoup.merging import apply_state_dict
+
+        if self._clean() is not model or not _plain_merge(request):
+            apply_state_dict(model, self.merge(request))
+            # a compressed merge leaves the base bits outside the changed positions; other methods may not
+            self._clean = weakref.ref(model) if _plain_merge(request) else lambda: None
+            return
+        own = model.state_dict()
+        with torch.no_grad():
+            for key, part in self._merged(request).items():
+                if isinstance(part, tuple):
+                    own[key].view(-1)[part[0]] = part[1].to(own[key].dtype)
+                else:
+                    own[key].copy_(part.to(own[key].dtype))
+
+
+def _plain_merge(request) -> bool:
+    """TIES / task arithmetic without rescaling: what `Prepared` merges over compressed tensors."""
+    return request["method"] in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
 
 
 def _stamp(path: str | Path) -> tuple[str, float]:
@@ -158,11 +205,9 @@ def objective_value(per_dataset: Mapping[str, float], objective: Mapping[str, An
 
 def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]:
     """Merge `request` (from `rewardsoup.soup.merge_request`) in memory and score every val set."""
-    from rewardsoup.merging import apply_state_dict
-
     start = time.perf_counter()
     prepared, model = resident(request["base"], request["members"])
-    apply_state_dict(model, prepared.merge(request))
+    prepared.apply(model, request)
     merge_s = time.perf_counter() - start
     t = cfg.trial
     names = list(cfg.datasets)
