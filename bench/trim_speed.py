@@ -6,7 +6,7 @@ base on the bf16 grid: deltas are quantised, so equal magnitudes straddling the 
 Modes: mergekit = `mergekit.sparsify.magnitude` (full argsort); exact = `trim.magnitude(fast=True)`
 (bit-identical, sorts only on an ambiguous tie at the cut); index = `fast="index"` (never sorts; ties
 at the cut by lowest index); sweep = what sweep trials run: mergekit's own order computed once per tensor
-(`trim.magnitude_order`, timed apart as "order once"), then a keep-mask of its first k entries per trial
+(`trim.magnitude_rank`, timed apart as "order once"), then the keep-mask `rank < k` per trial
 (bit-identical). Usage: python bench/trim_speed.py [--quick] [--threads N (default 1)]
 Each tensor is timed best-of-3 (best-of-2 above 5M entries) and the bests are summed, so
 other load on a shared machine inflates the figures less. The LAST line printed is one JSON object (headline: gaussian
@@ -82,10 +82,9 @@ def main() -> None:
         tensors = tensor_set(kind)
         n = sum(t.numel() for t in tensors)
         t0 = time.perf_counter()
-        orders = {id(t): trim.magnitude_order(t) for t in tensors}
+        orders = {id(t): trim.magnitude_rank(t) for t in tensors}
         order_s = time.perf_counter() - t0
-        modes["sweep"] = lambda t, d: t * trim.keep_mask(orders[id(t)], t.numel(),
-                                                         max(1, int(d * t.numel()))).reshape(t.shape)
+        modes["sweep"] = lambda t, d: t * (orders[id(t)] < max(1, int(d * t.numel()))).reshape(t.shape)
         for density in (0.5, 0.9):
             times, outs, sorts = {}, {}, {}
             for mode, fn in modes.items():

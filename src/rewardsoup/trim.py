@@ -13,9 +13,9 @@ ones kept depend on the sort's internals (and on the CPU's instruction set), not
   is whatever its argsort does, so we run that same argsort -> exact, at mergekit's cost.
 `STATS` counts how often each path ran.
 
-Sweeps trim the same member deltas again and again at different densities. `magnitude_order` runs
-mergekit's own argsort once per member and tensor and keeps the order; every later trim at any density is
-`keep_mask(order, n, k)`, O(k) and bit-equal to mergekit's (same sort of the same values).
+Sweeps trim the same member deltas again and again at different densities. `magnitude_rank` runs
+mergekit's own argsort once per member and tensor and keeps each entry's rank; every later trim at any
+density is the mask `rank < k`, one pass and bit-equal to mergekit's (same sort of the same values).
 """
 
 from __future__ import annotations
@@ -78,22 +78,22 @@ def magnitude_mask(tensor: torch.Tensor, density: float, ties: str = "exact") ->
     return mask
 
 
-def magnitude_order(tensor: torch.Tensor) -> torch.Tensor:
-    """mergekit's ranking for magnitude trimming: `argsort(|t|.float(), descending=True)`, cut after the
-    non-zero entries (zeros come last; which zeros are kept never changes `tensor * mask`), as int32 when
-    it fits. The first k entries are exactly the k that mergekit keeps."""
+NOT_KEPT = torch.iinfo(torch.int32).max  # rank of a zero entry: never needed in a kept set
+
+
+def magnitude_rank(tensor: torch.Tensor) -> torch.Tensor:
+    """Each entry's place in mergekit's order for magnitude trimming (`argsort(|t|.float(),
+    descending=True)`, its own sort), flat int32; zero entries get NOT_KEPT (which zeros are kept never
+    changes `tensor * mask`). `rank < k` is exactly the mask mergekit keeps at k = int(density * numel)."""
     w = tensor.detach().abs().reshape(-1)
     if w.device.type == "cpu":
         w = w.float()
-    order = torch.argsort(w, descending=True)[: int((w != 0).sum())]  # NaN != 0: NaN sorts first, kept
-    return order.to(torch.int32) if w.numel() < 2**31 else order
-
-
-def keep_mask(order: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """Flat bool mask of n entries keeping the first k of `order` (see `magnitude_order`)."""
-    mask = torch.zeros(n, dtype=torch.bool, device=order.device)
-    mask[order[:k]] = True
-    return mask
+    if w.numel() >= NOT_KEPT:
+        raise ValueError(f"magnitude_rank supports tensors below {NOT_KEPT} entries, got {w.numel()}")
+    nonzero = int((w != 0).sum())  # NaN != 0: NaN sorts first and counts as kept
+    rank = torch.full_like(w, NOT_KEPT, dtype=torch.int32)
+    rank[torch.argsort(w, descending=True)[:nonzero]] = torch.arange(nonzero, dtype=torch.int32, device=w.device)
+    return rank
 
 
 def _first(eq: torch.Tensor, count: int) -> torch.Tensor:
