@@ -160,8 +160,10 @@ def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density)
     assert all(torch.equal(fast[k], ref[k]) for k in ref)
 
 
-def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep_cfg):
-    """A resident model after ties -> linear -> ties -> task arithmetic trials holds exactly each merge."""
+@pytest.mark.parametrize("trim_ranks", [True, False])
+def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep_cfg, trim_ranks):
+    """A resident model after ties -> linear -> ties -> task arithmetic trials holds exactly each merge,
+    with mergekit's trim order kept per member or (trial.trim_ranks=false) trimmed afresh each trial."""
     from rewardsoup.evaluate_job import load_reward_model
     from rewardsoup.merging import merge_in_memory
 
@@ -169,6 +171,8 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
         ["merge.density=0.5"], ["merge.method=linear"], ["merge.density=0.3", "merge.weights.harmless=2.0"],
         ["merge.density=0.9"], ["merge.method=task_arithmetic"])]
     prepared, _ = trials.resident(requests[0]["base"], requests[0]["members"])
+    prepared.clear_ranks()
+    prepared.trim_ranks = trim_ranks
     model = load_reward_model(requests[0]["base"])
     for request in requests:
         prepared.apply(model, request)
@@ -176,3 +180,5 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
                               request["density"], request["params"], seed=request["seed"])
         own = model.state_dict()
         assert all(torch.equal(own[k], ref[k]) for k in ref), request["method"]
+    assert bool(prepared._ranks) == trim_ranks
+    prepared.trim_ranks = True

@@ -36,7 +36,8 @@ class Prepared:
       member delta (`trim.magnitude_rank`, its own argsort) is computed on first use and kept, so a trial
       at any density trims with one comparison per entry.
     Results equal `merging.merge_in_memory` bit for bit (tested). Memory: the ranks take 4 bytes per
-    changed parameter and member.
+    changed parameter and member; with `trim_ranks = False` TIES trials at density < 1 merge full tensors
+    through `merge_in_memory` (fast exact trimming, no ranks kept) instead.
     """
 
     def __init__(self, base_sd, member_sds):
@@ -45,6 +46,7 @@ class Prepared:
         self.base_sd, self.member_sds = base_sd, member_sds
         self.sparse: dict[str, tuple] = {}
         self._ranks: dict[tuple, Any] = {}
+        self.trim_ranks = True  # keep mergekit's order per member (trial.trim_ranks); False: trim each trial
         self._clean = lambda: None  # (weak ref to) the model known to hold the base where no member changed
         for key, base in base_sd.items():
             if not base.is_floating_point() or base.numel() < 4096:
@@ -71,6 +73,9 @@ class Prepared:
             self._ranks[(name, key, dtype)] = rank[self.sparse[key][0]] if key in self.sparse else rank
         return self._ranks[(name, key, dtype)] < max(1, int(density * base.numel()))
 
+    def clear_ranks(self) -> None:
+        self._ranks.clear()
+
     def _merged(self, request) -> dict | None:
         """{key: full tensor, or (changed positions, their merged values) for a compressed key}; None when
         the request is not a plain TIES / task-arithmetic merge (then `merging.merge_in_memory` runs)."""
@@ -83,6 +88,8 @@ class Prepared:
             return None
         r = merging.resolve(method, {n: self.member_sds[n] for n in request["members"]}, request["weights"],
                             request["density"], request["params"])
+        if method == "ties" and not self.trim_ranks and min(r["density"].values()) < 1:
+            return None
         names, out = r["names"], {}
         for key, base in self.base_sd.items():
             if not base.is_floating_point():
@@ -103,9 +110,11 @@ class Prepared:
 
     def merge(self, request) -> dict:
         """The merged state dict (equal to `merging.merge_in_memory`'s)."""
+        return self._state_dict(request, self._merged(request))
+
+    def _state_dict(self, request, parts: dict | None) -> dict:
         from rewardsoup import merging
 
-        parts = self._merged(request)
         if parts is None:
             return merging.merge_in_memory(request["method"], self.base_sd,
                                            {n: self.member_sds[n] for n in request["members"]}, request["weights"],
@@ -123,8 +132,8 @@ class Prepared:
         """Merge `request` into the resident `model` in place, as `apply_state_dict(model, merge(request))`.
 
         A compressed tensor only gets its changed positions written: elsewhere the model still holds the
-        base, as long as the last merge written into it was one of ours (`_clean`), which saves two copies
-        of the embedding per trial.
+        base, as long as the last merge written into it was a compressed one too (`_clean`), which saves two
+        copies of the embedding per trial.
         """
         import weakref
 
@@ -132,14 +141,15 @@ class Prepared:
 
         from rewardsoup.merging import apply_state_dict
 
-        if self._clean() is not model or not _plain_merge(request):
-            apply_state_dict(model, self.merge(request))
-            # a compressed merge leaves the base bits outside the changed positions; other methods may not
-            self._clean = weakref.ref(model) if _plain_merge(request) else lambda: None
+        parts = self._merged(request)
+        if parts is None or self._clean() is not model:
+            apply_state_dict(model, self._state_dict(request, parts))
+            # a compressed merge leaves the base bits outside the changed positions; merge_in_memory may not
+            self._clean = weakref.ref(model) if parts is not None else lambda: None
             return
         own = model.state_dict()
         with torch.no_grad():
-            for key, part in self._merged(request).items():
+            for key, part in parts.items():
                 if isinstance(part, tuple):
                     own[key].view(-1)[part[0]] = part[1].to(own[key].dtype)
                 else:
@@ -202,6 +212,9 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]
     """Merge `request` (from `rewardsoup.soup.merge_request`) in memory and score every val set."""
     start = time.perf_counter()
     prepared, model = resident(request["base"], request["members"])
+    prepared.trim_ranks = bool(cfg.trial.get("trim_ranks", True))
+    if not prepared.trim_ranks:
+        prepared.clear_ranks()
     prepared.apply(model, request)
     merge_s = time.perf_counter() - start
     t = cfg.trial
