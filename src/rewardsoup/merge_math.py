@@ -28,11 +28,12 @@ def linear(tensors: list[torch.Tensor], weights: list[float], normalize: bool) -
 
 def task_arithmetic(method: str, base: torch.Tensor, tensors: list[torch.Tensor], names: list[str], r: dict,
                      gen: torch.Generator | None, fast_trim: bool | str,
-                     keep: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+                     keep: list[torch.Tensor | None] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """mergekit's GeneralizedTaskArithmeticMerge.merge_group for ties / dare_ties / task_arithmetic.
 
     `keep`: TIES masks already known per member (flat bool, None = no trim), e.g. from
-    `trim.magnitude_rank` computed once per sweep; otherwise each delta is trimmed here.
+    `trim.magnitude_rank` computed once per sweep; otherwise each delta is trimmed here. `out`: where to
+    write the result when it has the result's dtype and shape (else a new tensor is returned).
     """
     p = r["params"]
     dtype = base.dtype
@@ -62,7 +63,7 @@ def task_arithmetic(method: str, base: torch.Tensor, tensors: list[torch.Tensor]
     else:  # TIES sign consensus ("sum"); int8_mask only changes the dtype of an intermediate sign tensor
         sign = deltas.sign()
         majority = (deltas.sum(dim=0) >= 0).to(sign.dtype) * 2 - 1
-        mask = sign == majority
+        mask = (sign == majority).to(deltas.dtype)  # converted once; bool * float converts the same way
         mixed = deltas.mul_(mask).sum(dim=0)
         divisor = (w * mask).sum(dim=0)
         divisor[divisor == 0] = 1
@@ -70,4 +71,6 @@ def task_arithmetic(method: str, base: torch.Tensor, tensors: list[torch.Tensor]
         mixed /= divisor
     if p["lambda"] != 1:
         mixed *= p["lambda"]
+    if out is not None and out.dtype == base.dtype and out.shape == base.shape:
+        return torch.add(base, mixed, out=out)  # straight into a resident model's parameter
     return (base + mixed).to(base.dtype)

@@ -76,9 +76,10 @@ class Prepared:
     def clear_ranks(self) -> None:
         self._ranks.clear()
 
-    def _merged(self, request) -> dict | None:
+    def _merged(self, request, into: dict | None = None) -> dict | None:
         """{key: full tensor, or (changed positions, their merged values) for a compressed key}; None when
-        the request is not a plain TIES / task-arithmetic merge (then `merging.merge_in_memory` runs)."""
+        the request is not a plain TIES / task-arithmetic merge (then `merging.merge_in_memory` runs).
+        `into`: a resident model's state dict; full tensors are written straight into it."""
         import torch
 
         from rewardsoup import merge_math, merging
@@ -104,8 +105,11 @@ class Prepared:
                 out[key] = (idx, merge_math.task_arithmetic(method, base_c, [members_c[n] for n in names], names, r,
                                                             None, True, keep))
             else:
+                target = into.get(key) if into is not None else None
                 out[key] = merge_math.task_arithmetic(method, base, [self.member_sds[n][key] for n in names], names,
-                                                      r, None, True, keep)
+                                                      r, None, True, keep,
+                                                      out=target if target is not None and target.is_contiguous()
+                                                      else None)
         return out
 
     def merge(self, request) -> dict:
@@ -141,19 +145,21 @@ class Prepared:
 
         from rewardsoup.merging import apply_state_dict
 
+        if self._clean() is model:
+            own = model.state_dict()
+            with torch.no_grad():
+                parts = self._merged(request, into=own)  # returns None before writing anything
+                for key, part in (parts or {}).items():
+                    if isinstance(part, tuple):
+                        own[key].view(-1)[part[0]] = part[1].to(own[key].dtype)
+                    elif part.data_ptr() != own[key].data_ptr():
+                        own[key].copy_(part.to(own[key].dtype))
+            if parts is not None:
+                return
         parts = self._merged(request)
-        if parts is None or self._clean() is not model:
-            apply_state_dict(model, self._state_dict(request, parts))
-            # a compressed merge leaves the base bits outside the changed positions; merge_in_memory may not
-            self._clean = weakref.ref(model) if parts is not None else lambda: None
-            return
-        own = model.state_dict()
-        with torch.no_grad():
-            for key, part in parts.items():
-                if isinstance(part, tuple):
-                    own[key].view(-1)[part[0]] = part[1].to(own[key].dtype)
-                else:
-                    own[key].copy_(part.to(own[key].dtype))
+        apply_state_dict(model, self._state_dict(request, parts))
+        # a compressed merge leaves the base bits outside the changed positions; merge_in_memory may not
+        self._clean = weakref.ref(model) if parts is not None else lambda: None
 
 
 def _plain_merge(request) -> bool:
