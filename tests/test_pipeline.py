@@ -23,3 +23,12 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert again.count("already done") == 5  # base, three members, the pick
     assert len((out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()) == 3
     assert second["walls"] == first["walls"]  # a rerun that did nothing reports the first run's stage times
+
+    from rewardsoup.pick import best_row
+    from rewardsoup.report import write_real_report
+
+    text = write_real_report(second).read_text()  # the markdown `make report-real` writes, from any recipe's run
+    best = best_row(ledger)
+    assert f"Best val objective {best['objective']:.4f}" in text and "## Sweep: 3 trials" in text
+    assert all(f"| {m} |" in text for m in ("thumbs", "pairs", "harmless")) and "| model | kind |" in text
+    assert f"| all stages | {sum(first['walls'].values()):.0f} |" in text

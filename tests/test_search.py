@@ -171,14 +171,11 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
         ["merge.density=0.5"], ["merge.method=linear"], ["merge.density=0.3", "merge.weights.harmless=2.0"],
         ["merge.density=0.9"], ["merge.method=task_arithmetic"])]
     prepared, _ = trials.resident(requests[0]["base"], requests[0]["members"])
-    prepared.clear_ranks()
-    prepared.trim_ranks = trim_ranks
     model = load_reward_model(requests[0]["base"])
     for request in requests:
-        prepared.apply(model, request)
+        prepared.apply(model, request, trim_ranks=trim_ranks)
         ref = merge_in_memory(request["method"], prepared.base_sd, prepared.member_sds, request["weights"],
                               request["density"], request["params"], seed=request["seed"])
         own = model.state_dict()
         assert all(torch.equal(own[k], ref[k]) for k in ref), request["method"]
-    assert bool(prepared._ranks) == trim_ranks
-    prepared.trim_ranks = True
+    assert bool(prepared._ranks) == trim_ranks  # switched off, none are kept (not even from earlier trials)

@@ -87,8 +87,9 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _ledger_rows(sweep_dir) -> int:
-    path = Path(str(sweep_dir)) / "ledger.jsonl"
-    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+    from rewardsoup import ledger
+
+    return len(ledger.read(sweep_dir)[1]) if (Path(str(sweep_dir)) / ledger.HEADER).exists() else 0
 
 
 WALLS = "pipeline-walls.json"  # under paths.root: seconds per stage, from the run that did the stage's work

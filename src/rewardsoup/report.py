@@ -6,22 +6,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rewardsoup import ledger
 from rewardsoup.atomic import atomic_write_text
+from rewardsoup.pick import best_row
+from rewardsoup.training import MEMBER_META
 
 
 def write_real_report(run: dict) -> Path:
     root = Path(run["root"])
+    metas = {name: json.loads((Path(path) / MEMBER_META).read_text()) for name, path in run["members"].items()}
+    base = next(iter(metas.values()))["base_meta"]
+    start, end = base["layer_range"]
     lines = ["# rewardsoup on real data (../shared/data)", "",
-             "Members fine-tuned from SmolLM2-135M-Instruct cut to 4 layers (1-logit head), then an Optuna",
+             f"Members fine-tuned from {base['source']} cut to {end - start} layers (1-logit head), then an Optuna",
              "sweep of in-memory TIES merges on the val splits, the best trial exported with mergekit and",
              "tested on test splits no trial saw.", "", "## Members (validation during training)", "",
              "| member | data | objective | train n | val n | val accuracy | train wall s |", "|---|---|---|---|---|---|---|"]
-    for name, path in run["members"].items():
-        meta = json.loads((Path(path) / "rewardsoup_member.json").read_text())
+    for name, meta in metas.items():
         lines.append(f"| {name} | {meta['data']['name']} | {meta['objective']['name']} | {meta['split_sizes']['train']} "
                      f"| {meta['val']['n']} | {meta['val']['accuracy']:.3f} | {meta['train_wall_s']:.0f} |")
-    rows = [json.loads(x) for x in (Path(run["sweep"]) / "ledger.jsonl").read_text().splitlines() if x.strip()]
-    best = max(rows, key=lambda r: r["objective"])
+    rows = ledger.read(run["sweep"])[1]
+    best = best_row(rows)  # the trial the pick exported
     lines += ["", f"## Sweep: {len(rows)} trials", "", f"Best val objective {best['objective']:.4f} with "
               f"`{best['params']}`.", "", "## Test table", "", Path(run["report"]).read_text(), "## Wall times", "",
               "| stage | seconds |", "|---|---|"]

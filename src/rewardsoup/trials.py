@@ -36,8 +36,8 @@ class Prepared:
       member delta (`trim.magnitude_rank`, its own argsort) is computed on first use and kept, so a trial
       at any density trims with one comparison per entry.
     Results equal `merging.merge_in_memory` bit for bit (tested). Memory: the ranks take 4 bytes per
-    changed parameter and member; with `trim_ranks = False` TIES trials at density < 1 merge full tensors
-    through `merge_in_memory` (fast exact trimming, no ranks kept) instead.
+    changed parameter and member; with `trim_ranks=False` (trial.trim_ranks) none are kept and TIES at
+    density < 1 merges full tensors through `merge_in_memory` (fast exact trimming) instead.
     """
 
     def __init__(self, base_sd, member_sds):
@@ -46,7 +46,6 @@ class Prepared:
         self.base_sd, self.member_sds = base_sd, member_sds
         self.sparse: dict[str, tuple] = {}
         self._ranks: dict[tuple, Any] = {}
-        self.trim_ranks = True  # keep mergekit's order per member (trial.trim_ranks); False: trim each trial
         self._clean = lambda: None  # (weak ref to) the model known to hold the base where no member changed
         for key, base in base_sd.items():
             if not base.is_floating_point() or base.numel() < 4096:
@@ -73,10 +72,7 @@ class Prepared:
             self._ranks[(name, key, dtype)] = rank[self.sparse[key][0]] if key in self.sparse else rank
         return self._ranks[(name, key, dtype)] < max(1, int(density * base.numel()))
 
-    def clear_ranks(self) -> None:
-        self._ranks.clear()
-
-    def _merged(self, request, into: dict | None = None) -> dict | None:
+    def _merged(self, request, into: dict | None = None, trim_ranks: bool = True) -> dict | None:
         """{key: full tensor, or (changed positions, their merged values) for a compressed key}; None when
         the request is not a plain TIES / task-arithmetic merge (then `merging.merge_in_memory` runs).
         `into`: a resident model's state dict; full tensors are written straight into it."""
@@ -89,8 +85,10 @@ class Prepared:
             return None
         r = merging.resolve(method, {n: self.member_sds[n] for n in request["members"]}, request["weights"],
                             request["density"], request["params"])
-        if method == "ties" and not self.trim_ranks and min(r["density"].values()) < 1:
-            return None
+        if method == "ties" and not trim_ranks:
+            self._ranks.clear()  # free what an earlier trial kept
+            if min(r["density"].values()) < 1:
+                return None
         names, out = r["names"], {}
         for key, base in self.base_sd.items():
             if not base.is_floating_point():
@@ -112,9 +110,9 @@ class Prepared:
                                                       else None)
         return out
 
-    def merge(self, request) -> dict:
+    def merge(self, request, trim_ranks: bool = True) -> dict:
         """The merged state dict (equal to `merging.merge_in_memory`'s)."""
-        return self._state_dict(request, self._merged(request))
+        return self._state_dict(request, self._merged(request, trim_ranks=trim_ranks))
 
     def _state_dict(self, request, parts: dict | None) -> dict:
         from rewardsoup import merging
@@ -132,7 +130,7 @@ class Prepared:
             out[key] = part
         return out
 
-    def apply(self, model, request) -> None:
+    def apply(self, model, request, trim_ranks: bool = True) -> None:
         """Merge `request` into the resident `model` in place, as `apply_state_dict(model, merge(request))`.
 
         A compressed tensor only gets its changed positions written: elsewhere the model still holds the
@@ -148,7 +146,7 @@ class Prepared:
         if self._clean() is model:
             own = model.state_dict()
             with torch.no_grad():
-                parts = self._merged(request, into=own)  # returns None before writing anything
+                parts = self._merged(request, into=own, trim_ranks=trim_ranks)  # None before writing anything
                 for key, part in (parts or {}).items():
                     if isinstance(part, tuple):
                         own[key].view(-1)[part[0]] = part[1].to(own[key].dtype)
@@ -156,7 +154,7 @@ class Prepared:
                         own[key].copy_(part.to(own[key].dtype))
             if parts is not None:
                 return
-        parts = self._merged(request)
+        parts = self._merged(request, trim_ranks=trim_ranks)
         apply_state_dict(model, self._state_dict(request, parts))
         # a compressed merge leaves the base bits outside the changed positions; merge_in_memory may not
         self._clean = weakref.ref(model) if parts is not None else lambda: None
@@ -218,10 +216,7 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]
     """Merge `request` (from `rewardsoup.soup.merge_request`) in memory and score every val set."""
     start = time.perf_counter()
     prepared, model = resident(request["base"], request["members"])
-    prepared.trim_ranks = bool(cfg.trial.get("trim_ranks", True))
-    if not prepared.trim_ranks:
-        prepared.clear_ranks()
-    prepared.apply(model, request)
+    prepared.apply(model, request, trim_ranks=bool(cfg.trial.get("trim_ranks", True)))
     merge_s = time.perf_counter() - start
     t = cfg.trial
     names = list(cfg.datasets)

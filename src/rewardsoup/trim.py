@@ -118,7 +118,7 @@ def magnitude(tensor: torch.Tensor, density: float, fast: bool | str = True) -> 
         return tensor
     if density <= 0 or tensor.numel() == 0:
         return torch.zeros_like(tensor)
-    mask = magnitude_mask(tensor, density, ties={True: "exact"}.get(fast, fast))
+    mask = magnitude_mask(tensor, density, ties="index" if fast == "index" else "exact")
     return tensor * mask.reshape(tensor.shape)  # bool promotes to tensor.dtype: same bits as mergekit
 
 
