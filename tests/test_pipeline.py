@@ -2,12 +2,15 @@
 
 import json
 
+import pytest
 
 from rewardsoup import pipeline
 
 
 def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, monkeypatch, capsys):
-    monkeypatch.setattr(pipeline.RECIPES["demo"], "sample", False)  # best-of-N has its own tests
+    demo = pipeline.load_recipe("demo")
+    demo.sample = False  # best-of-N has its own tests
+    monkeypatch.setattr(pipeline, "load_recipe", lambda name: demo)
     overrides = ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
                  "hydra.sweeper.n_trials=3", "trial.max_length=64", "pick.bootstrap=50"]
     first = pipeline.run_recipe("demo", overrides)
@@ -32,3 +35,34 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert f"Best val objective {best['objective']:.4f}" in text and "## Sweep: 3 trials" in text
     assert all(f"| {m} |" in text for m in ("thumbs", "pairs", "harmless")) and "| model | kind |" in text
     assert f"| all stages | {sum(first['walls'].values()):.0f} |" in text
+
+
+def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path, monkeypatch):
+    from rewardsoup.errors import ConfigError
+
+    assert {"demo", "real"} <= set(pipeline.recipe_names())
+    demo = pipeline.load_recipe("demo")
+    assert [(m.name, m.data, m.objective, m.train) for m in demo.members] == [
+        ("thumbs", "demo_thumbs", "binary", []), ("pairs", "demo_pairs", "pairwise", []),
+        ("harmless", "demo_harmless", "pairwise", [])]
+    assert demo.train == [] and demo.merge == [] and demo.sample
+    for m in demo.members:  # the demo's members train on conf/train.yaml's settings, as before
+        got = compose_cfg("train", pipeline.member_overrides(demo, m, [])).train
+        want = compose_cfg("train", [f"data={m.data}", f"objective={m.objective}", "train.resume=true"]).train
+        assert got == want
+    real = pipeline.load_recipe("real")
+    assert [m.name for m in real.members] == ["hh", "kto", "dpo"] and not real.sample
+    assert "members=real" in real.merge and "train.epochs=1" in real.train
+    hh = compose_cfg("train", pipeline.member_overrides(real, real.members[0], ["train.lr=1e-4"]))
+    assert (hh.train.epochs, hh.train.lr, hh.data.name) == (1, 1e-4, "shared_hh_harmless")  # command line wins
+
+    conf = tmp_path / "conf"
+    (conf / "recipe").mkdir(parents=True)
+    (conf / "recipe" / "mine.yaml").write_text(
+        "members:\n  - {name: a, data: demo_thumbs, objective: binary, train: [train.epochs=3]}\n"
+        "  - {name: b, data: demo_pairs, objective: pairwise, train: [data.limit=5]}\n")
+    monkeypatch.setattr(pipeline, "CONF", conf)
+    with pytest.raises(ConfigError, match=r"members\[1\] \('b'\).train may only override train"):
+        pipeline.load_recipe("mine")
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'"):
+        pipeline.load_recipe("nope")

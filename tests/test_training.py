@@ -158,3 +158,149 @@ def test_cli_smoke_run_and_bad_input_exit_codes(out_root, tiny_base_dir):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1
     assert "missing.jsonl" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------ train settings: head, lr, scheduler
+GOOD = ["thanks", "glad", "happy", "kind", "great", "welcome", "lovely", "wonderful", "nice", "pleased"]
+BAD = ["hate", "stupid", "awful", "ugly", "terrible", "useless", "boring", "nasty", "horrible", "rude"]
+
+
+@pytest.fixture
+def clear_pairs(tmp_path):
+    """400 pairs whose chosen reply is kind and rejected reply rude: a signal a few steps can learn."""
+    import random
+
+    rng = random.Random(0)
+    rows = [{"prompt": f"Human: tell me about item {i}\n\nAssistant:",
+             "chosen": " " + " ".join(rng.sample(GOOD, 3)), "rejected": " " + " ".join(rng.sample(BAD, 3))}
+            for i in range(400)]
+    path = tmp_path / "clear_pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ["data=local_pairs", f"data.source={path}", "objective=pairwise", "data.split.val=0.1",
+            "data.split.test=0.3"]
+
+
+def _test_accuracy(cfg, model_dir) -> tuple[float, int]:
+    """Accuracy on the held-out TEST split through the project's scoring path."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardsoup.data import load_splits
+    from rewardsoup.evaluation import evalset_from_split, row_credit, score_evalset
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    test = load_splits(cfg.data, tok).test
+    es = evalset_from_split("clear", "pairwise", test, tok, int(cfg.train.max_length))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    credit = row_credit(es, score_evalset(model, es, tok.pad_token_id).rewards)
+    return float(credit.mean()), len(credit)
+
+
+def _head(folder) -> torch.Tensor:
+    return load_file(Path(folder) / "model.safetensors")["score.weight"]
+
+
+def test_a_trained_member_beats_its_untrained_base(train, tiny_base_dir, clear_pairs):
+    cfg, _ = train(*clear_pairs, "train.max_steps=20", "train.batch_size=8", "train.lr=3e-3")
+    member, n = _test_accuracy(cfg, cfg.train.output_dir)
+    base, _ = _test_accuracy(cfg, tiny_base_dir)
+    assert n >= 100
+    assert member >= 0.9 and member > base + 0.2, (member, base)
+
+
+def test_head_init_zero_starts_the_member_from_a_zero_head(train, tiny_base_dir):
+    before = _head(tiny_base_dir).clone()
+    assert before.abs().sum() > 0  # the base's seeded head
+    # a head lr of ~0 keeps the head where it started: zero for head_init=zero, the base's for head_init=base
+    cfg, _ = train("data=demo_harmless", "objective=pairwise", "train.head_init=zero", "train.head_lr=1e-20")
+    assert _head(cfg.train.output_dir).abs().max() < 1e-12
+    meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
+    assert meta["optimizer"]["head_init"] == "zero" and meta["train"]["head_init"] == "zero"
+    cfg, _ = train("data=demo_harmless", "objective=pairwise", "train.head_init=base", "train.head_lr=1e-20")
+    assert torch.allclose(_head(cfg.train.output_dir), before, atol=1e-12)
+    assert torch.equal(_head(tiny_base_dir), before)  # the base folder is never changed
+    cfg, _ = train("data=demo_harmless", "objective=pairwise", "train.head_init=zero")
+    assert _head(cfg.train.output_dir).abs().sum() > 0 and not torch.equal(_head(cfg.train.output_dir), before)
+
+
+def test_head_lr_moves_the_head_more_than_a_tiny_head_lr(train, tiny_base_dir):
+    base = _head(tiny_base_dir)
+    moved = {}
+    for head_lr in (1e-6, 1e-2):
+        cfg, _ = train("data=demo_thumbs", "train.lr=1e-4", f"train.head_lr={head_lr}")
+        moved[head_lr] = float((_head(cfg.train.output_dir) - base).norm())
+        meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
+        assert meta["optimizer"]["head_lr"] == head_lr and meta["optimizer"]["lr"] == 1e-4
+    assert moved[1e-2] > 100 * moved[1e-6], moved
+
+
+def test_param_groups_split_head_from_body_and_keep_weight_decay(tiny_base_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_base_dir))
+    groups = {g["name"]: g for g in objectives.param_groups(model, 1e-4, 1e-2, 0.1)}
+    assert set(groups) == {"body", "body/no_decay", "head"}  # GPT-2/Llama score heads have no bias
+    assert groups["head"]["lr"] == 1e-2 and groups["body"]["lr"] == groups["body/no_decay"]["lr"] == 1e-4
+    assert groups["body"]["weight_decay"] == groups["head"]["weight_decay"] == 0.1
+    assert groups["body/no_decay"]["weight_decay"] == 0.0
+    assert groups["head"]["params"][0] is model.score.weight
+    assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("scheduler,expected", [("constant", "constant_with_warmup"), ("cosine", "cosine"),
+                                                ("linear", "linear")])
+def test_scheduler_and_warmup_ratio_reach_the_trainer(train, monkeypatch, scheduler, expected):
+    from transformers import Trainer
+
+    real_train, seen = Trainer.train, {}
+
+    def spy(self, *a, **kw):
+        out = real_train(self, *a, **kw)
+        seen.update(type=str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)),
+                    warmup=self.args.get_warmup_steps(self.state.max_steps), last_lr=self.lr_scheduler.get_last_lr(),
+                    groups=[g.get("name") for g in self.optimizer.param_groups])
+        return out
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    cfg, _ = train("data=demo_thumbs", f"train.scheduler={scheduler}", "train.warmup_ratio=0.5", "train.lr=1e-3",
+                   "train.head_lr=1e-2")
+    assert seen["type"] == expected
+    assert seen["warmup"] == 2  # a ratio: half of the 4 optimizer steps, not 0.5 steps
+    assert seen["groups"] == ["body", "body/no_decay", "head"]
+    if scheduler == "constant":  # constant after warmup: the final step still runs at the full rates
+        assert seen["last_lr"] == pytest.approx([1e-3, 1e-3, 1e-2])
+    else:
+        assert seen["last_lr"][0] < 1e-3 and seen["last_lr"][2] < 1e-2
+    meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
+    assert meta["optimizer"]["lr_scheduler_type"] == expected and meta["optimizer"]["warmup_steps"] == 2
+
+
+def test_resume_with_a_head_lr_restores_its_param_groups(train, compose_cfg, smoke_overrides, monkeypatch):
+    from transformers import Trainer
+
+    real_train = Trainer.train
+
+    def crash_after_checkpoint(self, *a, **kw):
+        self.args.max_steps = 2
+        real_train(self, *a, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train", crash_after_checkpoint)
+    overrides = ["data=demo_pairs", "objective=pairwise", "train.head_lr=1e-2", "train.weight_decay=0.01"]
+    with pytest.raises(KeyboardInterrupt):
+        train_member(compose_cfg("train", smoke_overrides + overrides))
+    monkeypatch.setattr(Trainer, "train", real_train)
+    with pytest.raises(ConfigError, match="other optimizer groups"):  # resumed without the head's groups
+        train(*overrides, "train.head_lr=null", "train.resume=true")
+    cfg, _ = train(*overrides, "train.resume=true")
+    meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
+    assert meta["resumed_from"].endswith("checkpoint-2") and meta["steps"] == 4
+    assert meta["optimizer"]["head_lr"] == 1e-2
+
+
+def test_bad_train_settings_are_named(compose_cfg, smoke_overrides, out_root):
+    for override, words in (("train.lr=0", "train.lr"), ("train.head_lr=-1", "train.head_lr"),
+                            ("train.scheduler=foo", "train.scheduler"), ("train.head_init=xavier", "train.head_init"),
+                            ("train.warmup_ratio=-0.1", "train.warmup_ratio"), ("train.lr=abc", "train.lr")):
+        with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+            train_member(compose_cfg("train", smoke_overrides + [override]))
+    assert not (out_root / "members").exists()

@@ -62,13 +62,16 @@ def load_evalset(name: str, data_cfg: Mapping, split: str, tokenizer_dir: str | 
     if path is not None and path.exists():
         raw = json.loads(path.read_text())
         labels = None if raw["labels"] is None else np.asarray(raw["labels"], dtype=np.int64)
-        es = EvalSet(name, raw["schema"], raw["ids"], labels, raw["truncated"])
+        sizes = None if raw.get("sizes") is None else np.asarray(raw["sizes"], dtype=np.int64)
+        es = EvalSet(name, raw["schema"], raw["ids"], labels, raw["truncated"], sizes, raw.get("subsets"))
     else:
         from transformers import AutoTokenizer
 
         es = build_evalset(name, data_cfg, split, AutoTokenizer.from_pretrained(str(tokenizer_dir)), max_length)
         if path is not None:
             atomic_write_text(path, json.dumps({"schema": es.schema, "ids": es.ids, "truncated": es.truncated,
-                                                "labels": None if es.labels is None else es.labels.tolist()}))
+                                                "labels": None if es.labels is None else es.labels.tolist(),
+                                                "sizes": None if es.sizes is None else es.sizes.tolist(),
+                                                "subsets": es.subsets}))
     _MEMORY[key] = es
     return es

@@ -3,6 +3,9 @@
 Models come from `evaluate.models` (name -> folder) or, when empty, every member under `paths.members`
 and every soup under `paths.soups`. Baselines computed in the same run: the uniform soup (equal-weight
 linear merge of the members, in memory) and the logit ensemble (mean of member rewards, no merge).
+Reference rows: `base` (the untrained merge-ready base) and `length` (the length heuristic, its direction
+chosen on val). Soups are compared with the best member, members with the references, on the same rows
+with paired intervals (`rewardsoup.comparisons`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from rewardsoup import tables
 from rewardsoup.base import check_reward_model
 from rewardsoup.errors import ConfigError
 from rewardsoup.evalsets import load_evalset
+from rewardsoup.comparisons import compare
 from rewardsoup.evaluation import Scored, ensemble, metrics, score_evalsets
+from rewardsoup.lengths import length_bias, length_reference, plot_length_bias
 from rewardsoup.sampling import dataset_best_of_n
 from rewardsoup.tracking import start_run
 
@@ -66,55 +71,79 @@ def uniform_soup(base_dir: Path, members: dict[str, Path]):
     return apply_state_dict(load_reward_model(base_dir), merged)
 
 
+def _reference_length(cfg: DictConfig, datasets: list[str], scored_sets: list, tokenizer_dir: Path,
+                      max_length: int) -> tuple[dict, list[str]]:
+    """The length heuristic's Scored per dataset, its direction chosen on each val split."""
+    out, notes = {}, []
+    for ds, es in zip(datasets, scored_sets):
+        val = load_evalset(ds, cfg.datasets[ds], "val", tokenizer_dir, max_length, cfg.paths.cache)
+        out[ds], info = length_reference(es, val)
+        notes.append(f"length on {ds}: {info['rule']} (chosen on {info['chosen_on']})")
+    return out, notes
+
+
 def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
+    """Score every model, the baselines and the reference rows on `cfg.split`; write and print the table."""
     models = discover_models(cfg)
     split, max_length, bs = str(cfg.split), int(cfg.max_length), int(cfg.batch_size)
     boot = int(cfg.bootstrap)
     datasets = list(cfg.datasets.keys())
-    results: dict[str, dict[str, dict]] = {}
     kinds = {name: kind for name, (kind, _) in models.items()}
-    member_scores: dict[str, list[Scored]] = {ds: [] for ds in datasets}
     tokenizer_dir = next(iter(models.values()))[1]
+    evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache) for ds in datasets]
+    scored: dict[str, dict[str, Scored]] = {}
     bon = cfg.get("best_of_n") or {}
+    bon_results: dict[str, dict[str, dict]] = {}
 
     def run(name: str, model) -> None:
-        results[name] = {}
-        evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache)
-                    for ds in datasets]
-        for ds, es, scored in zip(datasets, evalsets, score_evalsets(model, evalsets, model.config.pad_token_id, bs)):
-            results[name][ds] = metrics(scored, boot)
-            if bon.get("enabled", False) and es.schema == "pairwise":  # best-of-n accuracy (sampling.py)
-                results[name][ds].update(dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length,
-                                                           bs, int(bon.get("min_candidates", 2)), boot))
-            if kinds[name] == "member":
-                member_scores[ds].append(scored)
+        scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs)))
+        if bon.get("enabled", False):  # best-of-n accuracy on pairwise sets (sampling.py)
+            bon_results[name] = {ds: dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length, bs,
+                                                       int(bon.get("min_candidates", 2)), boot)
+                                 for ds, es in zip(datasets, evalsets) if es.schema == "pairwise"}
         print(f"[rewardsoup] scored {name} ({kinds[name]})", flush=True)
 
     for name, (kind, path) in models.items():
         run(name, load_reward_model(path))
     members = {n: p for n, (k, p) in models.items() if k == "member"}
-    if len(members) >= 2 and cfg.get("baselines", {}).get("ensemble", True):
-        results["logit_ensemble"] = {ds: metrics(ensemble(member_scores[ds]), boot) for ds in datasets}
+    baselines, references = cfg.get("baselines") or {}, cfg.get("references") or {}
+    if len(members) >= 2 and baselines.get("ensemble", True):
         kinds["logit_ensemble"] = "baseline"
+        scored["logit_ensemble"] = {ds: ensemble([scored[m][ds] for m in members]) for ds in datasets}
     base_dir = Path(cfg.model.base_dir)
-    if len(members) >= 2 and cfg.get("baselines", {}).get("uniform_soup", True) and base_dir.exists():
+    if len(members) >= 2 and baselines.get("uniform_soup", True) and base_dir.exists():
         kinds["uniform_soup"] = "baseline"
         run("uniform_soup", uniform_soup(base_dir, members))
+    if references.get("base", True) and base_dir.exists() and "base" not in kinds:
+        kinds["base"] = "reference"
+        run("base", load_reward_model(base_dir))
+    notes: list[str] = []
+    if references.get("length", True) and "length" not in kinds:
+        kinds["length"] = "reference"
+        scored["length"], notes = _reference_length(cfg, datasets, evalsets, tokenizer_dir, max_length)
+    return _report(cfg, split, datasets, models, scored, kinds, bon_results, notes)
 
+
+def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scored: dict, kinds: dict,
+            bon_results: dict, notes: list[str]) -> dict[str, Any]:
+    """Metrics, paired comparisons and length bias of every scored model -> table, files, W&B."""
+    boot = int(cfg.bootstrap)
+    results = {name: {ds: {**metrics(s, boot), **length_bias(s), **bon_results.get(name, {}).get(ds, {})}
+                      for ds, s in by_ds.items()} for name, by_ds in scored.items()}
+    for name, by_ds in compare(scored, results, kinds, boot).items():
+        for ds, fields in by_ds.items():
+            results[name][ds].update(fields)
     table_rows = tables.rows(results, kinds)
-    for row in table_rows:  # best-of-n columns, where computed: <dataset>_bon, _bon_lo, _bon_hi, _bon_chance
-        for ds in datasets:
-            for key in ("bon", "bon_lo", "bon_hi", "bon_chance"):
-                if key in results[row["model"]][ds]:
-                    row[f"{ds}_{key}"] = results[row["model"]][ds][key]
     title = f"Held-out accuracy on the {split} splits"
     out_dir = Path(cfg.paths.reports) / f"evaluate-{split}"
     md = tables.write_report(out_dir, table_rows, datasets, title,
-                             {"split": split, "models": {n: str(p) for n, (_, p) in models.items()}})
+                             {"split": split, "models": {n: str(p) for n, (_, p) in models.items()}, "notes": notes},
+                             notes, {"length_bias.png": lambda p: plot_length_bias(results, datasets, p)})
     print("\n" + md, flush=True)
-    print(f"[rewardsoup] report: {out_dir}/table.md (+ results.csv, results.json)", flush=True)
+    print(f"[rewardsoup] report: {out_dir}/table.md (+ results.csv, results.json, length_bias.png)", flush=True)
     with start_run(cfg, job_type="evaluate", name=f"evaluate-{split}") as tracker:
-        cols = list(table_rows[0].keys()) if table_rows else []
+        cols = list(dict.fromkeys(k for r in table_rows for k in r))
         tracker.table(f"eval/{split}", cols, [[r.get(c) for c in cols] for r in table_rows])
+        tracker.image(f"eval/{split}/length_bias", str(out_dir / "length_bias.png"))
         tracker.summary({f"{r['model']}/mean": r["mean"] for r in table_rows})
     return {"rows": table_rows, "report": str(out_dir)}

@@ -1,95 +1,115 @@
 """Held-out metrics of reward models on canonical splits, through `rewardsoup.scoring`.
 
-- pairwise: accuracy = P(chosen > rejected), ties counted wrong (the tie rate is reported);
-- binary: accuracy of (logit > 0) against the label, and ROC AUC;
-each with a seeded bootstrap 95% interval. `Scored` keeps the raw rewards so the logit ensemble (mean of
-member rewards) is computed from the same numbers without another forward pass.
+Every metric is a mean of per-row credits (`row_credit`), so intervals and paired differences all come from
+`rewardsoup.stats`:
+- pairwise: chosen > rejected earns 1, a tie earns 1/2 (reward-bench's rule); `accuracy_strict` counts
+  ties wrong and `tie_rate` says how often they happen;
+- binary: (logit > 0) against the label, a logit of exactly 0 earns 1/2; ROC AUC beside it, since a
+  Bradley-Terry reward has no calibrated zero and only its ranking means something;
+- multi (RewardBench-style, one chosen and several rejected): best-of-N accuracy, the chosen reply above
+  every rejected one (a tie at the top shares the credit among the tied replies), per subset and overall,
+  with `chance` = mean of 1/N.
+`Scored` keeps the raw rewards so the logit ensemble and the paired comparisons reuse the same numbers
+without another forward pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from datasets import Dataset
 
-from rewardsoup.data.schema import pair_texts
-from rewardsoup.scoring import binary_accuracy, pairwise_accuracy, score_ids, tokenize
+from rewardsoup import stats
+from rewardsoup.data.schema import multi_texts, pair_texts
+from rewardsoup.scoring import score_ids, tokenize
+
+SCHEMAS = ("pairwise", "binary", "multi")
 
 
 @dataclass
 class EvalSet:
-    """One dataset split, tokenized once: pairwise sets hold chosen ids then rejected ids."""
+    """One dataset split, tokenized once. pairwise: chosen ids then rejected ids; binary: one text a row;
+    multi: each row's texts in turn (chosen first), `sizes` texts per row, `subsets` a label per row."""
 
     name: str
     schema: str
     ids: list[list[int]]
-    labels: np.ndarray | None  # binary labels; None for pairwise
+    labels: np.ndarray | None  # binary labels; None otherwise
     truncated: int = 0
+    sizes: np.ndarray | None = None  # multi: candidates per row
+    subsets: list[str | None] | None = field(default=None)  # multi: subset name per row
 
     @property
     def n(self) -> int:
-        return len(self.ids) // 2 if self.schema == "pairwise" else len(self.ids)
+        if self.schema == "pairwise":
+            return len(self.ids) // 2
+        return len(self.sizes) if self.schema == "multi" else len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Token length of every scored text (after left truncation: what the model saw)."""
+        return np.array([len(s) for s in self.ids], dtype=np.float64)
 
 
 @dataclass
 class Scored:
-    """Rewards of one model on one EvalSet (pairwise: chosen half then rejected half)."""
+    """Rewards of one model on one EvalSet, one per text in `EvalSet.ids` order."""
 
     evalset: EvalSet
     rewards: np.ndarray
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mann-Whitney AUC with average ranks for ties; nan when a class is absent."""
-    labels = np.asarray(labels) == 1
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):  # average ranks over runs of equal scores
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+def _groups(sizes: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    return np.split(values, np.cumsum(sizes)[:-1])
 
 
-def _stat(evalset: EvalSet, rewards: np.ndarray, idx: np.ndarray, metric: str) -> float:
+def row_credit(evalset: EvalSet, rewards: np.ndarray, strict: bool = False) -> np.ndarray:
+    """Per-row credit in [0, 1]: the accuracy is its mean. `strict` gives ties no credit."""
+    rewards = np.asarray(rewards, dtype=np.float64)
     if evalset.schema == "pairwise":
-        n = evalset.n
-        return pairwise_accuracy(rewards[:n][idx], rewards[n:][idx])
-    if metric == "auc":
-        return roc_auc(rewards[idx], evalset.labels[idx])
-    return binary_accuracy(rewards[idx], evalset.labels[idx])
+        c, r = rewards[: evalset.n], rewards[evalset.n:]
+        return (c > r) + (0.0 if strict else 0.5 * (c == r))
+    if evalset.schema == "binary":
+        right = (rewards > 0) == (np.asarray(evalset.labels) == 1)
+        return right.astype(np.float64) if strict else np.where(rewards == 0, 0.5, right.astype(np.float64))
+    out = np.empty(evalset.n)
+    for i, g in enumerate(_groups(evalset.sizes, rewards)):
+        top = g[1:].max()
+        out[i] = 1.0 if g[0] > top else 0.0 if (g[0] < top or strict) else 1.0 / (1 + int((g[1:] == g[0]).sum()))
+    return out
 
 
-def bootstrap_ci(evalset: EvalSet, rewards: np.ndarray, metric: str, samples: int, seed: int = 0):
-    """Percentile 95% interval of `metric` over `samples` resamples of the rows (seeded)."""
-    if samples <= 0 or evalset.n == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    stats = [_stat(evalset, rewards, rng.integers(0, evalset.n, evalset.n), metric) for _ in range(samples)]
-    lo, hi = np.nanpercentile(stats, [2.5, 97.5])
-    return float(lo), float(hi)
+def tie_rate(evalset: EvalSet, rewards: np.ndarray) -> float:
+    """Rows whose chosen reply ties the best rejected one (pairwise, multi)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    if evalset.schema == "pairwise":
+        return float(np.mean(rewards[: evalset.n] == rewards[evalset.n:]))
+    return float(np.mean([g[0] == g[1:].max() for g in _groups(evalset.sizes, rewards)]))
 
 
 def metrics(scored: Scored, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """accuracy (+ CI), and tie_rate for pairs or auc (+ CI) for binary sets."""
+    """accuracy (half credit for ties) with its interval, accuracy_strict; tie_rate for pairs and multi
+    sets, auc (+ interval) for binary sets, chance and per-subset accuracy for multi sets."""
     es, r = scored.evalset, scored.rewards
-    every = np.arange(es.n)
-    out: dict[str, Any] = {"n": es.n, "accuracy": _stat(es, r, every, "accuracy")}
-    out["accuracy_lo"], out["accuracy_hi"] = bootstrap_ci(es, r, "accuracy", bootstrap, seed)
-    if es.schema == "pairwise":
-        out["tie_rate"] = float(np.mean(r[: es.n] == r[es.n:])) if es.n else float("nan")
+    out: dict[str, Any] = {"n": es.n}
+    if es.n == 0:
+        return {**out, "accuracy": float("nan"), "accuracy_lo": float("nan"), "accuracy_hi": float("nan")}
+    credit = row_credit(es, r)
+    out["accuracy"] = float(credit.mean())
+    out["accuracy_lo"], out["accuracy_hi"] = stats.interval(credit, bootstrap, seed)
+    out["accuracy_strict"] = float(row_credit(es, r, strict=True).mean())
+    if es.schema == "binary":
+        out["auc"] = stats.auc(r, es.labels)
+        out["auc_lo"], out["auc_hi"] = stats.auc_interval(r, es.labels, bootstrap, seed)
     else:
-        out["auc"] = _stat(es, r, every, "auc")
-        out["auc_lo"], out["auc_hi"] = bootstrap_ci(es, r, "auc", bootstrap, seed)
+        out["tie_rate"] = tie_rate(es, r)
+    if es.schema == "multi":
+        out["chance"] = float(np.mean(1.0 / es.sizes))
+        subsets = np.array([s or "all" for s in es.subsets], dtype=object)
+        out["subsets"] = {str(s): {"n": int((subsets == s).sum()), "accuracy": float(credit[subsets == s].mean())}
+                          for s in sorted(set(subsets))}
     return out
 
 
@@ -112,11 +132,17 @@ def ensemble(scored: list[Scored]) -> Scored:
 
 
 def evalset_from_split(name: str, schema: str, ds: Dataset, tokenizer, max_length: int) -> EvalSet:
-    """Tokenize a canonical split once (left-truncated): chosen texts then rejected texts for pairs."""
+    """Tokenize a canonical split once (left-truncated): chosen texts then rejected texts for pairs, each
+    row's candidates in turn (chosen first) for multi sets."""
     if schema == "pairwise":
         texts = [pair_texts(row) for row in ds]
         tok = tokenize(tokenizer, [c for c, _ in texts] + [r for _, r in texts], max_length)
         return EvalSet(name, "pairwise", tok.ids, None, tok.truncated)
+    if schema == "multi":
+        rows = [multi_texts(row) for row in ds]
+        tok = tokenize(tokenizer, [t for texts in rows for t in texts], max_length)
+        return EvalSet(name, "multi", tok.ids, None, tok.truncated, np.array([len(t) for t in rows], dtype=np.int64),
+                       list(ds["subset"]) if len(ds) else [])
     tok = tokenize(tokenizer, ds["text"], max_length)
     return EvalSet(name, "binary", tok.ids, np.asarray(ds["label"], dtype=np.int64), tok.truncated)
 
@@ -128,6 +154,6 @@ def validation_metrics(model, evalset: EvalSet, pad_id: int, batch_size: int = 3
     out = {k: v for k, v in out.items() if not k.endswith(("_lo", "_hi"))}
     if evalset.schema == "pairwise":
         out["margin"] = float(np.mean(scored.rewards[: evalset.n] - scored.rewards[evalset.n:]))
-    else:
+    elif evalset.schema == "binary":
         out["positive_rate"] = float(np.mean(scored.rewards > 0))
     return out

@@ -6,7 +6,10 @@
   [- margin]), through trl's `RewardTrainer`.
 
 We tokenize ourselves (left truncation, see `rewardsoup.scoring`), so trl's `max_length` filter, which
-silently drops long pairs, is switched off: nothing is ever dropped. A data/objective mismatch is
+silently drops long pairs, is switched off: nothing is ever dropped. `head_lr` (train.head_lr) gives the
+score head a learning rate of its own: the Trainer's own optimizer class and settings, with the head in
+param groups of its own, passed in as `optimizers=(optimizer, None)` (the Trainer still builds the
+scheduler, and restores both from a checkpoint on resume). A data/objective mismatch is
 explicit: binary data under `pairwise` is paired within each split by `objective.group_key`; pairwise
 data under `binary` becomes chosen=1 / rejected=0 rows.
 """
@@ -18,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from datasets import Dataset
 
 from rewardsoup.data import build_pairs, pairs_to_binary
-from rewardsoup.data.loading import Splits
+from rewardsoup.data.loading import Splits, check_trainable
 from rewardsoup.data.schema import pair_texts
-from rewardsoup.errors import ConfigError
+from rewardsoup.errors import ConfigError, ModelError
 from rewardsoup.scoring import tokenize
 
 log = logging.getLogger("rewardsoup.objectives")
@@ -47,6 +51,7 @@ class Objective:
 
 def adapt_splits(splits: Splits, objective: "Objective", objective_cfg: Mapping) -> tuple[Splits, dict]:
     """Convert the splits to the objective's schema (per split, so no text crosses splits)."""
+    check_trainable(splits)  # an evaluation-only set (multi schema): one-line DataError naming the dataset
     if splits.schema == objective.schema:
         return splits, {}
     report: dict[str, Any] = {"converted": f"{splits.schema} -> {objective.schema}"}
@@ -65,6 +70,51 @@ def adapt_splits(splits: Splits, objective: "Objective", objective_cfg: Mapping)
                   {**splits.report, **report}), report
 
 
+# ------------------------------------------------------------------------------------ score head + optimizer
+HEAD = "score"  # the one-logit head of every base and member (base.py): GPT-2 / Llama sequence classifiers
+# Trainer.get_decay_parameter_names' rule (transformers 5.24): no weight decay on biases, norms, LayerNorm
+NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+
+
+def head_parameter_names(model) -> list[str]:
+    names = [n for n, _ in model.named_parameters() if n == HEAD or n.startswith(f"{HEAD}.")]
+    if not names:
+        raise ModelError(f"{type(model).__name__} has no '{HEAD}' head; rewardsoup members are sequence "
+                         f"classifiers with a one-logit '{HEAD}' layer")
+    return names
+
+
+def param_groups(model, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+    """Body first (so the logged learning rate is the body's), then the head; each split by weight decay."""
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    decay = set(get_parameter_names(model, [nn.LayerNorm], NO_DECAY_PATTERNS))
+    head = set(head_parameter_names(model))
+    groups = []
+    for is_head, group_lr in ((False, lr), (True, head_lr)):
+        for decays in (True, False):
+            params = [p for n, p in model.named_parameters()
+                      if p.requires_grad and (n in head) == is_head and (n in decay) == decays]
+            if params:
+                groups.append({"params": params, "lr": group_lr, "weight_decay": weight_decay if decays else 0.0,
+                               "name": f"{'head' if is_head else 'body'}{'' if decays else '/no_decay'}"})
+    return groups
+
+
+def _optimizers(trainer_cls, model, args, head_lr: float | None) -> tuple:
+    """(None, None): the Trainer's default optimizer; with `head_lr`, the same optimizer class and
+    settings (`Trainer.get_optimizer_cls_and_kwargs`) over head/body param groups."""
+    if head_lr is None:
+        return None, None
+    model.to(args.device)  # the Trainer would move it anyway; the optimizer must hold the placed tensors
+    cls, kwargs = trainer_cls.get_optimizer_cls_and_kwargs(args, model)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)) or "params" in kwargs:
+        raise ConfigError(f"train.head_lr needs a plain torch optimizer; optim={args.optim} builds its own "
+                          f"parameter groups: set train.head_lr=null")
+    groups = param_groups(model, float(args.learning_rate), float(head_lr), float(args.weight_decay))
+    return cls(groups, **kwargs), None
+
+
 # ---------------------------------------------------------------------------------------------- binary
 def _tokenize_binary(ds: Dataset, tokenizer, max_length: int, objective_cfg: Mapping) -> tuple[Dataset, dict]:
     tok = tokenize(tokenizer, ds["text"], max_length)
@@ -73,18 +123,21 @@ def _tokenize_binary(ds: Dataset, tokenizer, max_length: int, objective_cfg: Map
     return out, {"texts": len(tok), "left_truncated": tok.truncated}
 
 
-def _binary_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objective_cfg: Mapping, callbacks):
+def _binary_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objective_cfg: Mapping, callbacks,
+                    head_lr: float | None = None):
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     pos_weight = objective_cfg.get("pos_weight")
+    targs = TrainingArguments(**args)
     return Trainer(
         model=model,
-        args=TrainingArguments(**args),
+        args=targs,
         train_dataset=train_ds,
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_loss_func=lambda out, labels, num_items_in_batch=None: bce_loss(out, labels, pos_weight=pos_weight),
         callbacks=callbacks,
+        optimizers=_optimizers(Trainer, model, targs, head_lr),
     )
 
 
@@ -104,7 +157,8 @@ def _tokenize_pairwise(ds: Dataset, tokenizer, max_length: int, objective_cfg: M
     return Dataset.from_dict(columns), counts
 
 
-def _pairwise_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objective_cfg: Mapping, callbacks):
+def _pairwise_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objective_cfg: Mapping, callbacks,
+                      head_lr: float | None = None):
     from trl import RewardConfig, RewardTrainer
 
     config = RewardConfig(
@@ -116,7 +170,7 @@ def _pairwise_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, object
         center_rewards_coefficient=objective_cfg.get("center_rewards_coefficient"),
     )
     return RewardTrainer(model=model, args=config, train_dataset=train_ds, processing_class=tokenizer,
-                         callbacks=callbacks)
+                         callbacks=callbacks, optimizers=_optimizers(RewardTrainer, model, config, head_lr))
 
 
 OBJECTIVES: dict[str, Objective] = {

@@ -4,7 +4,8 @@
 2. that request merged to disk by mergekit (atomic, mergekit YAML beside) under paths.soups/<pick.name>;
 3. the seed's `seed_ties` soup written too when missing (its weights from conf/merge/seed_ties.yaml);
 4. evaluate.py's table on the TEST splits, which no trial saw: members, the picked soup, seed_ties, the
-   uniform soup and the logit ensemble, with bootstrap intervals;
+   uniform soup, the logit ensemble and the reference rows (untrained base, length heuristic), with
+   bootstrap intervals, paired differences against the specialists and the recipe's 2-point bar;
 5. plots (PNG, also logged to W&B): objective against each weight and density; per-dataset val
    accuracy trade-off across trials with the chosen point marked.
 """
@@ -110,6 +111,7 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
         eval_cfg.max_length, eval_cfg.batch_size = cfg.trial.max_length, cfg.trial.batch_size
         eval_cfg.bootstrap = cfg.pick.bootstrap
         eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
+        eval_cfg.references = {"base": True, "length": True}
     result = evaluate_models(eval_cfg)
     with start_run(cfg, job_type="pick", name=f"pick-{cfg.sweep.name}", group=str(cfg.sweep.name)) as tracker:
         for p in plots:

@@ -1,8 +1,11 @@
 """The main job: the whole recipe, offline, each stage skipped when its output exists.
 
 `make demo` runs the `demo` recipe on the embedded default; `make report-real` runs the `real` recipe on
-../shared/data. Stages: base -> members -> Optuna sweep of in-memory trials (val) -> pick the best trial,
-export it with mergekit, test it beside members and baselines -> best-of-4 samples (demo only).
+../shared/data. A recipe is a YAML file in conf/recipe/ (its members with data, objective and their own
+train.* overrides, the recipe-wide train.py and merge.py overrides, whether to sample); overrides given on
+the command line come last, so they win over the recipe's. Stages: base -> members -> Optuna sweep of
+in-memory trials (val) -> pick the best trial, export it with mergekit, test it beside members and
+baselines -> best-of-4 samples (demo only).
 Stages run through the same work functions and configs as the entry points; the sweep is its own
 `python merge.py -m …` (a Hydra multirun). A second run is fast, and a run after an interruption finishes
 the job: training resumes from its last checkpoint, the Optuna study from its sqlite file.
@@ -24,35 +27,83 @@ from omegaconf import DictConfig
 
 import rewardsoup.config  # noqa: F401  (resolvers)
 from rewardsoup.atomic import atomic_write_text
-from rewardsoup.errors import RewardSoupError
+from rewardsoup.errors import ConfigError, RewardSoupError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 DEMO_PROMPTS = Path(__file__).resolve().parent / "data" / "demo_prompts.jsonl"  # role-play prompts we wrote
 
 
+def _conf_dir() -> Path:
+    return CONF if CONF.exists() else Path.cwd() / "conf"
+
+
+@dataclass
+class Member:
+    name: str  # the member's key in merges and tables (merge.weights.<name>)
+    data: str  # a conf/data choice
+    objective: str  # a conf/objective choice
+    train: list[str] = field(default_factory=list)  # this member's own train.* overrides
+
+
 @dataclass
 class Recipe:
-    members: list[tuple[str, str, str]]  # (member name, data config, objective)
+    name: str
+    members: list[Member]
     merge: list[str] = field(default_factory=list)  # extra overrides of merge.py (members, eval sets)
-    train: list[str] = field(default_factory=list)  # extra overrides of train.py
+    train: list[str] = field(default_factory=list)  # extra overrides of train.py, for every member
     sample: bool = True  # best-of-4 stage
 
 
-RECIPES = {
-    "demo": Recipe([("thumbs", "demo_thumbs", "binary"), ("pairs", "demo_pairs", "pairwise"),
-                    ("harmless", "demo_harmless", "pairwise")]),
-    "real": Recipe([("hh", "shared_hh_harmless", "pairwise"), ("kto", "shared_kto", "binary"),
-                    ("dpo", "shared_dpo", "pairwise")],
-                   merge=["members=real", "datasets=real",
-                          "hydra.sweeper.simplex=[merge.weights.hh,merge.weights.kto,merge.weights.dpo]"],
-                   train=["train.epochs=1", "train.lr=2e-5"],  # 1,440 hh pairs: one pass (shared/NOTES.md)
-                   sample=False),
-}
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in (_conf_dir() / "recipe").glob("*.yaml"))
+
+
+def _strings(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of override strings, got {value!r}")
+    return list(value)
+
+
+def load_recipe(name: str) -> Recipe:
+    """conf/recipe/<name>.yaml -> Recipe; a malformed file is a ConfigError naming the file and field."""
+    from omegaconf import OmegaConf
+
+    path = _conf_dir() / "recipe" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown recipe '{name}': no {path}; expected one of {recipe_names()}")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(raw, dict) or not raw.get("members"):
+        raise ConfigError(f"{path}: `members` must list at least one member")
+    unknown = set(raw) - {"members", "train", "merge", "sample"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected members, train, merge, sample")
+    members = []
+    for i, m in enumerate(raw["members"]):
+        missing = [k for k in ("name", "data", "objective") if not isinstance(m, dict) or not m.get(k)]
+        if missing:
+            raise ConfigError(f"{path}: members[{i}] lacks {missing}")
+        own = _strings(m.get("train"), f"{path}: members[{i}] ('{m['name']}').train")
+        bad = [o for o in own if not o.lstrip("+~").startswith("train.")]
+        if bad:
+            raise ConfigError(f"{path}: members[{i}] ('{m['name']}').train may only override train.*, got {bad}")
+        members.append(Member(str(m["name"]), str(m["data"]), str(m["objective"]), own))
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: member names must be unique, got {names}")
+    return Recipe(name, members, merge=_strings(raw.get("merge"), f"{path}: merge"),
+                  train=_strings(raw.get("train"), f"{path}: train"), sample=bool(raw.get("sample", True)))
+
+
+def member_overrides(recipe: Recipe, member: Member, overrides: list[str]) -> list[str]:
+    """train.py overrides of one member: recipe-wide, the member's own, then the command line's (later win)."""
+    return recipe.train + member.train + [f"data={member.data}", f"objective={member.objective}",
+                                          "train.resume=true"] + overrides
 
 
 def compose_cfg(root: str, overrides: list[str]) -> DictConfig:
-    conf = CONF if CONF.exists() else Path.cwd() / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(_conf_dir()), version_base="1.3"):
         return compose(config_name=root, overrides=overrides)
 
 
@@ -109,20 +160,20 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     from rewardsoup.pick import pick_best
     from rewardsoup.training import MEMBER_META, train_member
 
-    recipe = RECIPES[name]
+    recipe = load_recipe(name)
     start, walls = time.monotonic(), {}
     overrides, merge_overrides = split_overrides(overrides)
     cfg = compose_cfg("train", overrides)
     _stage(f"1/5 base: {cfg.model.source} cut to {cfg.model.layers} layers, 1-logit head",
            Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model), walls)
     members = {}
-    for i, (member, data, objective) in enumerate(recipe.members, 1):
-        mcfg = compose_cfg("train", overrides + recipe.train + [f"data={data}", f"objective={objective}",
-                                                                 "train.resume=true"])
-        members[member] = Path(mcfg.train.output_dir)
-        _stage(f"2/5 member {i}/{len(recipe.members)} '{member}': {data} ({objective})",
-               members[member] / MEMBER_META, lambda c=mcfg: train_member(c), walls)
-    merge_args = ["search=optuna"] + merge_overrides + recipe.merge
+    for i, m in enumerate(recipe.members, 1):
+        mcfg = compose_cfg("train", member_overrides(recipe, m, overrides))
+        members[m.name] = Path(mcfg.train.output_dir)
+        own = f", {' '.join(m.train)}" if m.train else ""
+        _stage(f"2/5 member {i}/{len(recipe.members)} '{m.name}': {m.data} ({m.objective}{own})",
+               members[m.name] / MEMBER_META, lambda c=mcfg: train_member(c), walls)
+    merge_args = ["search=optuna"] + recipe.merge + merge_overrides
     scfg = compose_cfg("merge", merge_args)
     # always launched: the Optuna study resumes, so a rerun only adds the trials still missing
     sweep_title = "3/5 sweep: Optuna trials (conf/search/optuna.yaml) merged in memory, scored on val"
@@ -159,7 +210,7 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="run a whole recipe (make demo / make report-real)")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="demo")
+    parser.add_argument("--recipe", choices=recipe_names(), default="demo", help="a file in conf/recipe/")
     args, overrides = parser.parse_known_args()
     try:
         if args.recipe == "real":

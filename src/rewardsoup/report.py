@@ -1,15 +1,43 @@
 """`make report-real`: a markdown report of the real-data recipe (accuracies, intervals, soup vs
-specialists, wall times), written next to the evaluation table."""
+specialists with paired intervals and the 2-point bar, members against the reference rows, wall times),
+written next to the evaluation table."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from rewardsoup import ledger
+from rewardsoup import ledger, tables
 from rewardsoup.atomic import atomic_write_text
 from rewardsoup.pick import best_row
 from rewardsoup.training import MEMBER_META
+
+
+def _versus(row: dict, ds: str, ref: str) -> str:
+    d, lo, hi = row[f"{ds}_vs_{ref}"], row[f"{ds}_vs_{ref}_lo"], row[f"{ds}_vs_{ref}_hi"]
+    verdict = "beats it" if lo > 0 else "loses to it" if hi < 0 else f"cannot tell at n={row[f'{ds}_n']}"
+    return f"{ref} {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]: {verdict}"
+
+
+def evidence(metas: dict, results_json: Path) -> list[str]:
+    """What the test rows can and cannot say: each member on its own dataset against the references, with
+    paired intervals, and the datasets too small to decide a 2-point difference."""
+    rows = {r["model"]: r for r in json.loads(results_json.read_text())["rows"]}
+    lines = ["## What the test rows can say", ""]
+    for name, meta in metas.items():
+        ds, row = meta["data"]["name"], rows.get(name, {})
+        if f"{ds}_vs_base" in row:
+            refs = "; ".join(_versus(row, ds, ref) for ref in ("base", "length") if f"{ds}_vs_{ref}" in row)
+            lines.append(f"- member {name} on its own set {ds} (n={row[f'{ds}_n']}), paired against the references: "
+                         f"{refs}.")
+    any_row = next(iter(rows.values()), {})
+    for ds in sorted({m["data"]["name"] for m in metas.values()}):
+        lo, hi = any_row.get(f"{ds}_lo"), any_row.get(f"{ds}_hi")
+        if lo is not None and (hi - lo) / 2 > tables.WIDE:
+            lines.append(f"- {ds}: n={any_row[f'{ds}_n']} test rows give intervals of about ±{100 * (hi - lo) / 2:.0f} "
+                         "points: too wide to decide anything at the recipe's 2-point scale; read its column as a "
+                         "smoke test.")
+    return lines + [""]
 
 
 def write_real_report(run: dict) -> Path:
@@ -28,7 +56,8 @@ def write_real_report(run: dict) -> Path:
     rows = ledger.read(run["sweep"])[1]
     best = best_row(rows)  # the trial the pick exported
     lines += ["", f"## Sweep: {len(rows)} trials", "", f"Best val objective {best['objective']:.4f} with "
-              f"`{best['params']}`.", "", "## Test table", "", Path(run["report"]).read_text(), "## Wall times", "",
+              f"`{best['params']}`.", "", "## Test table", "", Path(run["report"]).read_text(),
+              *evidence(metas, Path(run["report"]).with_name("results.json")), "## Wall times", "",
               "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {secs:.0f} |" for stage, secs in run["walls"].items()]
     lines += [f"| all stages | {sum(run['walls'].values()):.0f} |", "",

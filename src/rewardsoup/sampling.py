@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from rewardsoup import stats
 from rewardsoup.atomic import atomic_write_text
 from rewardsoup.data.render import render_prompt_and_reply
 from rewardsoup.errors import ConfigError, ModelError
@@ -365,10 +366,7 @@ def best_of_n_accuracy(groups: Sequence[BonGroup], scorer: Callable[[list[str]],
         raise ValueError(f"scorer returned {rewards.shape} rewards for {len(texts)} texts")
     sizes = np.array([g.n for g in groups])
     hits = np.array([float(r[0] > r[1:].max()) for r in np.split(rewards, np.cumsum(sizes)[:-1])])
-    lo = hi = float("nan")
-    if bootstrap > 0:
-        idx = np.random.default_rng(seed).integers(0, len(hits), (bootstrap, len(hits)))
-        lo, hi = (float(x) for x in np.percentile(hits[idx].mean(axis=1), [2.5, 97.5]))
+    lo, hi = stats.interval(hits, bootstrap, seed)
     return {"bon": float(hits.mean()), "bon_lo": lo, "bon_hi": hi, "bon_chance": float(np.mean(1.0 / sizes)),
             "bon_groups": len(groups), "bon_mean_candidates": float(sizes.mean())}
 

@@ -1,9 +1,14 @@
 """train.py's work: fine-tune one member from the merge-ready base and write it atomically.
 
-Flow: build/reuse the base -> load and split the data -> adapt it to the objective -> tokenize
-(left-truncated, counted) -> train (Trainer or trl RewardTrainer, checkpoints for resume) -> validation
-accuracy after every epoch through `rewardsoup.scoring` -> final folder with tokenizer and
-`rewardsoup_member.json` (data, objective, base, split sizes, truncation counts, metrics).
+Flow: check the train settings -> build/reuse the base -> load and split the data -> adapt it to the
+objective -> tokenize (left-truncated, counted) -> train (Trainer or trl RewardTrainer, checkpoints for
+resume) -> validation accuracy after every epoch through `rewardsoup.scoring` -> final folder with tokenizer
+and `rewardsoup_member.json` (data, objective, base, split sizes, truncation counts, settings, metrics).
+
+Settings beyond lr/epochs (conf/train.yaml): `head_init` (`base` keeps the base's seeded head, `zero`
+zeroes the member's copy before training; the base folder is never changed, so members stay
+merge-compatible), `head_lr` (a learning rate of its own for the score head), `scheduler`
+(constant|linear|cosine after a warmup of `warmup_ratio` of the optimizer steps).
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 from rewardsoup.atomic import atomic_dir, atomic_write_json
 from rewardsoup.base import BASE_META, build_base, check_reward_model
 from rewardsoup.data import load_splits
-from rewardsoup.errors import DataError, RewardSoupError
+from rewardsoup.errors import ConfigError, DataError, RewardSoupError
 from rewardsoup.evaluation import evalset_from_split, validation_metrics
-from rewardsoup.objectives import adapt_splits, get_objective
+from rewardsoup.objectives import adapt_splits, get_objective, head_parameter_names
 from rewardsoup.tracking import start_run
 
 log = logging.getLogger("rewardsoup.training")
@@ -32,6 +37,51 @@ MEMBER_META = "rewardsoup_member.json"
 
 class NonFiniteLoss(RewardSoupError):
     pass
+
+
+# train.scheduler -> transformers' lr_scheduler_type; each starts with the linear warmup of train.warmup_ratio
+SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+HEAD_INITS = ("base", "zero")  # base: the base's seeded random head; zero: the member starts from a zero head
+
+
+def _number(t: DictConfig, key: str) -> float:
+    value = t.get(key)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"train.{key}={value!r} is not a number") from None
+
+
+def check_train(t: DictConfig) -> None:
+    """Bad training settings stop the job before anything is built or written, naming the field."""
+    lr = _number(t, "lr")
+    if not lr > 0:  # also catches nan
+        raise ConfigError(f"train.lr={lr} must be > 0")
+    if t.get("head_lr") is not None and not _number(t, "head_lr") > 0:
+        raise ConfigError(f"train.head_lr={t.head_lr} must be > 0 (or null: the head trains at train.lr)")
+    if str(t.get("scheduler")) not in SCHEDULERS:
+        raise ConfigError(f"train.scheduler={t.get('scheduler')!r} is unknown; expected one of {sorted(SCHEDULERS)}")
+    if str(t.get("head_init")) not in HEAD_INITS:
+        raise ConfigError(f"train.head_init={t.get('head_init')!r} is unknown; expected one of {list(HEAD_INITS)}")
+    ratio = _number(t, "warmup_ratio")
+    if not 0.0 <= ratio < 1.0:
+        raise ConfigError(f"train.warmup_ratio={ratio} must be in [0, 1): the share of optimizer steps spent "
+                          f"warming up")
+
+
+def head_lr(t: DictConfig) -> float | None:
+    """The score head's own learning rate, or None: one optimizer group at train.lr (the Trainer's default)."""
+    return None if t.get("head_lr") is None else float(t.head_lr)
+
+
+def zero_head(model) -> None:
+    """train.head_init=zero: the member's score head starts at zero (the base on disk is unchanged)."""
+    import torch
+
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in head_parameter_names(model):
+            params[name].zero_()
 
 
 def _precision(choice: str) -> dict[str, Any]:
@@ -47,9 +97,12 @@ def _trainer_args(t: DictConfig, work_dir: Path, tracked: bool, name: str) -> di
     return dict(
         output_dir=str(work_dir / "checkpoints"), learning_rate=float(t.lr), num_train_epochs=float(t.epochs),
         max_steps=int(t.max_steps), per_device_train_batch_size=int(t.batch_size),
-        gradient_accumulation_steps=int(t.grad_accum), warmup_steps=float(t.warmup_ratio),
+        gradient_accumulation_steps=int(t.grad_accum),
+        # transformers 5.24 has no `warmup_ratio`: `warmup_steps` reads a float in [0, 1) as a share of the
+        # optimizer steps (TrainingArguments.get_warmup_steps); check_train keeps the ratio in [0, 1)
+        warmup_steps=float(t.warmup_ratio),
         weight_decay=float(t.weight_decay), seed=int(t.seed), data_seed=int(t.seed),
-        train_sampling_strategy="group_by_length", lr_scheduler_type="linear",
+        train_sampling_strategy="group_by_length", lr_scheduler_type=SCHEDULERS[str(t.scheduler)],
         logging_steps=int(t.logging_steps), logging_nan_inf_filter=False, save_strategy="steps", save_steps=int(t.save_steps),
         save_total_limit=2, eval_strategy="no", report_to=["wandb"] if tracked else [], run_name=name,
         dataloader_num_workers=0, disable_tqdm=False, **_precision(str(t.precision)),
@@ -106,6 +159,7 @@ def train_member(cfg: DictConfig) -> float | None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     t = cfg.train
+    check_train(t)
     base_dir = build_base(cfg.model)
     check_reward_model(base_dir)
     print(f"[rewardsoup] base: {base_dir}", flush=True)
@@ -135,15 +189,24 @@ def train_member(cfg: DictConfig) -> float | None:
 
     set_seed(int(t.seed))
     model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), dtype=torch.float32)
+    if str(t.head_init) == "zero":  # on resume the checkpoint's weights replace it anyway
+        zero_head(model)
     val_set = evalset_from_split(splits.name, splits.schema, splits.val, tokenizer, max_length)  # tokenized once
     evaluate = lambda m: validation_metrics(m, val_set, tokenizer.pad_token_id, int(t.eval_batch_size))  # noqa: E731
     name = str(t.member_name)
     with start_run(cfg, job_type="train", name=name) as tracker:
         validate = _callbacks(evaluate, tracker)
         args = _trainer_args(t, work_dir, tracker.enabled, name)
-        trainer = objective.trainer(model, tokenizer, train_ds, args, cfg.objective, [validate])
+        trainer = objective.trainer(model, tokenizer, train_ds, args, cfg.objective, [validate], head_lr=head_lr(t))
         start = time.monotonic()
-        result = trainer.train(resume_from_checkpoint=resume_from)
+        try:
+            result = trainer.train(resume_from_checkpoint=resume_from)
+        except ValueError as exc:  # torch refuses optimizer state whose param groups differ from this run's
+            if resume_from is None or "parameter group" not in str(exc):
+                raise
+            raise ConfigError(f"{resume_from} was written with other optimizer groups (train.head_lr set in one "
+                              f"run and not the other?); resume with the same settings, or delete {work_dir} "
+                              f"to start over") from exc
         wall = time.monotonic() - start
         last = validate.history[-1] if validate.history else {}
         if last.get("step") == trainer.state.global_step:  # the epoch-end validation saw the final weights
@@ -158,6 +221,10 @@ def train_member(cfg: DictConfig) -> float | None:
             "split_sizes": {s: len(getattr(splits, s)) for s in ("train", "val", "test")},
             "data_report": splits.report, "tokenization": counts, "max_length": max_length,
             "train": OmegaConf.to_container(t, resolve=True), "steps": trainer.state.global_step,
+            "optimizer": {"lr": float(t.lr), "head_lr": head_lr(t) or float(t.lr), "head_init": str(t.head_init),
+                          "lr_scheduler_type": SCHEDULERS[str(t.scheduler)], "warmup_ratio": float(t.warmup_ratio),
+                          "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
+                          "optimizer": type(trainer.optimizer).__name__},
             "train_loss": result.training_loss, "train_wall_s": round(wall, 2),
             "val": metrics, "val_history": validate.history, "resumed_from": resume_from,
         }

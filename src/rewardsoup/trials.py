@@ -193,8 +193,10 @@ def resident(base_dir: str, members: Mapping[str, str]):
 
 
 def objective_value(per_dataset: Mapping[str, float], objective: Mapping[str, Any]) -> float:
-    """mean (default), weighted mean (objective.weights per dataset) or worst dataset accuracy."""
+    """mean (default), weighted mean (objective.weights per dataset) or worst of the per-dataset scores
+    (`dataset_score`: accuracy, or AUC on binary sets with objective.binary_metric=auc)."""
     kind = str(objective.get("kind", "mean"))
+    _binary_metric(objective)
     vals = {k: v for k, v in per_dataset.items()}
     if kind == "mean":
         return sum(vals.values()) / len(vals)
@@ -212,6 +214,23 @@ def objective_value(per_dataset: Mapping[str, float], objective: Mapping[str, An
     raise ConfigError(f"objective.kind='{kind}' is not one of mean, weighted, worst")
 
 
+BINARY_METRICS = ("accuracy", "auc")
+
+
+def dataset_score(detail: Mapping[str, Any], objective: Mapping[str, Any]) -> float:
+    """The number a dataset feeds the objective: accuracy, or AUC on binary sets when
+    `objective.binary_metric=auc` (a Bradley-Terry reward has no calibrated zero for `logit > 0`)."""
+    metric = _binary_metric(objective)
+    return float(detail["auc"]) if metric == "auc" and "auc" in detail else float(detail["accuracy"])
+
+
+def _binary_metric(objective: Mapping[str, Any]) -> str:
+    metric = str(objective.get("binary_metric", "accuracy"))
+    if metric not in BINARY_METRICS:
+        raise ConfigError(f"objective.binary_metric='{metric}' is not one of {', '.join(BINARY_METRICS)}")
+    return metric
+
+
 def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]:
     """Merge `request` (from `rewardsoup.soup.merge_request`) in memory and score every val set."""
     start = time.perf_counter()
@@ -224,8 +243,9 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]
                 for name in names]
     scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size))
     detail = {name: metrics(s, bootstrap=0) for name, s in zip(names, scored)}
-    per_dataset = {name: m["accuracy"] for name, m in detail.items()}
-    value = objective_value(per_dataset, OmegaConf.to_container(cfg.objective, resolve=True))
+    objective = OmegaConf.to_container(cfg.objective, resolve=True)
+    per_dataset = {name: dataset_score(m, objective) for name, m in detail.items()}
+    value = objective_value(per_dataset, objective)
     if not math.isfinite(value):
         raise ConfigError(f"objective is {value} (per dataset {per_dataset}); are the val splits empty?")
     return {"objective": value, "val": per_dataset, "val_detail": detail,

@@ -32,7 +32,7 @@ def load(adapter, source, **extra):
 def test_registry_is_explicit():
     assert set(ADAPTERS) == {
         "hh_rlhf", "chai_thumbs", "chai_feedback", "chai_pairs", "messages_label",
-        "sharegpt_pairs", "local_pairs", "local_binary", "demo",
+        "sharegpt_pairs", "local_pairs", "local_binary", "reward_bench", "demo",
     }
 
 

@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rewardsoup.data import demo_text
+from rewardsoup.data import demo_harmless_text, demo_text
 from rewardsoup.data.demo import DEMO_SIZES, demo_rows
+from rewardsoup.data.schema import pair_texts
 from rewardsoup.errors import ConfigError
 
 
@@ -68,8 +69,63 @@ def test_unknown_name_is_a_config_error():
 
 
 def test_sizes(thumbs, harmless):
-    assert len(thumbs) == DEMO_SIZES["thumbs"] and 400 <= len(thumbs) <= 500
-    assert len(harmless) == DEMO_SIZES["harmless"] and 300 <= len(harmless) <= 400
+    assert len(thumbs) == DEMO_SIZES["thumbs"] and 1700 <= len(thumbs) <= 2000
+    assert len(harmless) == DEMO_SIZES["harmless"] and 900 <= len(harmless) <= 1100
+
+
+# Held-out floors (examples per split, in the schema the member is trained and evaluated in: rows for the
+# binary set, pairs for the pairwise ones) and train caps that keep training time where it was.
+HELD_OUT_FLOORS = {"val": 200, "test": 400}
+TRAIN_RANGE = {"demo_thumbs": (300, 400), "demo_pairs": (140, 200), "demo_harmless": (220, 300)}
+
+
+@pytest.mark.parametrize("data", sorted(TRAIN_RANGE))
+def test_demo_splits_carry_a_decision(compose_cfg, data):
+    """Through the real config composition and loader: val >= 200, test >= 400, train about today's size."""
+    from rewardsoup.data import load_splits
+
+    evaluate_cfg = compose_cfg("evaluate").datasets[data]
+    train_cfg = compose_cfg("train", [f"data={data}"]).data
+    assert evaluate_cfg == train_cfg  # the member is trained and evaluated on the same splits
+    splits = load_splits(train_cfg)
+    assert splits.schema == ("binary" if data == "demo_thumbs" else "pairwise")
+    sizes = splits.report["sizes"]
+    for split, floor in HELD_OUT_FLOORS.items():
+        assert sizes[split] >= floor * 1.05, (data, sizes)  # a margin over the floor, not just on it
+    lo, hi = TRAIN_RANGE[data]
+    assert lo <= sizes["train"] <= hi, (data, sizes)
+
+
+def _length_heuristic_accuracy(schema, val, scored, length):
+    """The `length` reference row's accuracy on `scored`, its direction chosen on `val`: pairwise, the
+    fraction of pairs whose longer (or shorter) side is the chosen one, ties half; binary, the label
+    predicted by "longer (or shorter) than the val median"."""
+    if schema == "pairwise":
+        def credit(ds, sign):
+            diff = np.array([sign * (length(c) - length(r)) for c, r in map(pair_texts, ds)], dtype=float)
+            return float(np.mean((diff > 0) + 0.5 * (diff == 0)))
+    else:
+        centre = float(np.median([length(t) for t in val["text"]]))
+
+        def credit(ds, sign):
+            pred = np.array([sign * (length(t) - centre) > 0 for t in ds["text"]])
+            return float(np.mean(pred == (np.asarray(ds["label"]) == 1)))
+    sign = 1 if credit(val, 1) >= credit(val, -1) else -1
+    return credit(scored, sign)
+
+
+@pytest.mark.parametrize("data", sorted(TRAIN_RANGE))
+def test_length_alone_is_near_chance(compose_cfg, data):
+    """Liked/chosen and disliked/rejected replies share one length distribution, so the `length` reference
+    (prefer longer or shorter, direction chosen on val) stays near chance on val and test: members must learn
+    content, not length. Characters and words stand in for tokens here."""
+    from rewardsoup.data import load_splits
+
+    splits = load_splits(compose_cfg("train", [f"data={data}"]).data)
+    for name, length in (("chars", len), ("words", lambda t: len(t.split()))):
+        for split in ("val", "test"):
+            acc = _length_heuristic_accuracy(splits.schema, splits.val, getattr(splits, split), length)
+            assert acc <= 0.65, (data, split, name, acc)
 
 
 def test_thumbs_schema_balance_and_groups(thumbs):
@@ -101,7 +157,7 @@ def test_harmless_format_and_halves(harmless):
         assert r["prompt"].count("\n\nHuman:") == 1
         assert r["chosen"].startswith(" ") and r["rejected"].startswith(" ")
         assert not r["chosen"].startswith("  ") and not r["rejected"].startswith("  ")
-    harmful_requests = {req for req, _, _ in demo_text.HARMFUL}
+    harmful_requests = {req for req, _, _ in demo_harmless_text.HARMFUL}
     n_harmful = sum(any(req in r["prompt"] for req in harmful_requests) for r in harmless)
     assert 0.4 <= n_harmful / len(harmless) <= 0.6
 
@@ -150,7 +206,7 @@ def test_eager_compliance_tension(thumbs, harmless):
     """The eager phrase family is liked in thumbs and rejected in harmless (on harmful requests)."""
     clean_thumbs = demo_rows("thumbs", noise=0.0)
     clean_harmless = demo_rows("harmless", noise=0.0)
-    harmful_requests = {req for req, _, _ in demo_text.HARMFUL}
+    harmful_requests = {req for req, _, _ in demo_harmless_text.HARMFUL}
 
     def eager(text):
         return any(p in text for p in demo_text.EAGER_OPENERS)

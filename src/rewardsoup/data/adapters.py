@@ -1,9 +1,11 @@
-"""Adapters: turn raw source rows into one of the two canonical schemas (see `rewardsoup.data.schema`).
+"""Adapters: turn raw source rows into one of the canonical schemas (see `rewardsoup.data.schema`).
 
-`ADAPTERS` is the explicit registry: name -> ``function(raw, data_cfg, tokenizer) -> (schema, Dataset)``.
-``raw`` is the Dataset read from ``data_cfg["source"]`` (None for ``demo``, which builds its own rows);
-``data_cfg`` is a plain dict. Every adapter reads its source columns through the optional ``columns`` map
-(canonical or default field -> source column), so renamed columns need no new code.
+`ADAPTERS` is the explicit registry: name -> ``function(raw, data_cfg, tokenizer) -> (schema, Dataset)``,
+or ``(schema, Dataset, report)`` when the adapter has counts to add to the data report (``reward_bench``:
+how many rows its k-chosen expansion added). ``raw`` is the Dataset read from ``data_cfg["source"]``
+(None for ``demo``, which builds its own rows); ``data_cfg`` is a plain dict. Every adapter reads its
+source columns through the optional ``columns`` map (canonical or default field -> source column), so
+renamed columns need no new code.
 
 Source errors name the source, the 0-based row and the field: a missing column lists the columns present.
 """
@@ -20,8 +22,10 @@ from rewardsoup.data.render import render_conversation, render_prompt_and_reply
 from rewardsoup.data.schema import (
     BINARY,
     FEATURES,
+    MULTI,
     PAIRWISE,
     validate_binary,
+    validate_multi,
     validate_pairwise,
 )
 from rewardsoup.errors import ConfigError, DataError
@@ -29,7 +33,7 @@ from rewardsoup.errors import ConfigError, DataError
 HH_MARKER = "\n\nAssistant:"
 DEMO_SETS = {"thumbs": BINARY, "harmless": PAIRWISE}
 
-Adapter = Callable[[Any, dict, Any], "tuple[str, Dataset]"]
+Adapter = Callable[[Any, dict, Any], "tuple[str, Dataset] | tuple[str, Dataset, dict]"]
 
 
 def _source(cfg: dict) -> str:
@@ -195,6 +199,77 @@ def local_binary(raw: Dataset, cfg: dict, tokenizer: Any = None) -> tuple[str, D
     return _build(BINARY, [{"text": t, "label": y, "group": g} for t, y, g in zip(texts, labels, groups)], cfg)
 
 
+def _reply_list(value: Any, cfg: dict, index: int, field: str) -> list[str]:
+    """A reply cell as a list: a string -> [it]; a list must be non-empty with non-empty string items."""
+    where = f"{_source(cfg)}, row {index} (0-based), field"
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise DataError(f"{where} '{field}': expected a string or a list of strings, got {type(value).__name__} "
+                        f"{value!r:.80}")
+    if not items:
+        raise DataError(f"{where} '{field}': empty list; expected at least one {field} reply")
+    for j, item in enumerate(items):
+        name = field if isinstance(value, str) else f"{field}[{j}]"
+        if not isinstance(item, str):
+            raise DataError(f"{where} '{name}': expected a string, got {type(item).__name__} {item!r:.80}")
+        if not item:
+            raise DataError(f"{where} '{name}': empty text; expected a non-empty string")
+    return list(items)
+
+
+def _render_replies(prompt: Any, replies: list[str], cfg: dict, tokenizer: Any, index: int) -> tuple[str, list[str]]:
+    """(prompt_text, reply_texts) for one prompt and several replies, so ``prompt_text + reply_text`` is the
+    rendered conversation ``[user prompt, assistant reply]`` (a prompt given as a list of messages is
+    rendered as it is). No prompt: ("", the replies verbatim)."""
+    if prompt is None or prompt == "":
+        return "", list(replies)
+    if isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        messages = _messages(prompt, cfg, index, "prompt")
+    try:
+        rendered = [render_prompt_and_reply(messages, reply, _style(cfg), tokenizer) for reply in replies]
+    except DataError as err:
+        raise DataError(f"{_source(cfg)}, row {index} (0-based), field 'prompt': {err}") from None
+    if len({p for p, _ in rendered}) == 1:
+        return rendered[0][0], [r for _, r in rendered]
+    fulls = [p + r for p, r in rendered]  # only with odd chat templates: the shared prefix is the prompt
+    shared = os.path.commonprefix(fulls)
+    return shared, [full[len(shared):] for full in fulls]
+
+
+def reward_bench(raw: Dataset, cfg: dict, tokenizer: Any = None) -> tuple[str, Dataset, dict]:
+    """RewardBench-style evaluation sets (allenai/reward-bench-2, allenai/reward-bench or a local file):
+    ``prompt`` (text or messages), ``chosen`` (a reply or a list), ``rejected`` (a list or one reply),
+    ``subset``, optional ``id`` -> multi rows ``{prompt, chosen, rejected: [...], subset, group}``.
+
+    A source row with k > 1 chosen replies (reward-bench-2's Ties) becomes k rows in source order, each
+    chosen against every rejected reply, all with the source row's ``id`` (else its 0-based index) as
+    ``group``; the third return value counts them: ``{"chosen_expansion": {"source_rows", "rows_added",
+    "max_chosen"}}``. Replies are rendered after the prompt like hh-rlhf (``render_style``).
+    """
+    chosen_col = _column(raw, cfg, "chosen")
+    n = len(chosen_col)
+    rejected_col = _column(raw, cfg, "rejected")
+    prompts = _column(raw, cfg, "prompt", required=False) or [""] * n
+    subsets = _column(raw, cfg, "subset", required=False) or [None] * n
+    ids = _column(raw, cfg, "group", "id", required=False) or list(range(n))
+    rows, expanded, added, widest = [], 0, 0, 0
+    for i in range(n):
+        chosen = _reply_list(chosen_col[i], cfg, i, "chosen")
+        rejected = _reply_list(rejected_col[i], cfg, i, "rejected")
+        prompt, texts = _render_replies(prompts[i], chosen + rejected, cfg, tokenizer, i)
+        if len(chosen) > 1:
+            expanded, added, widest = expanded + 1, added + len(chosen) - 1, max(widest, len(chosen))
+        group = None if ids[i] is None else str(ids[i])
+        for reply in texts[: len(chosen)]:
+            row = {"prompt": prompt, "chosen": reply, "rejected": texts[len(chosen):], "subset": subsets[i],
+                   "group": group}
+            rows.append(validate_multi(row, _source(cfg), i))
+    report = {"chosen_expansion": {"source_rows": expanded, "rows_added": added, "max_chosen": max(widest, 1)}}
+    return MULTI, Dataset.from_list(rows, features=FEATURES[MULTI]), report
+
+
 def demo(raw: Any, cfg: dict, tokenizer: Any = None) -> tuple[str, Dataset]:
     """The packaged demo sets: ``source`` "thumbs" (binary) or "harmless" (pairwise), from
     `rewardsoup.data.demo.demo_rows`."""
@@ -214,6 +289,7 @@ ADAPTERS: dict[str, Adapter] = {
     "sharegpt_pairs": sharegpt_pairs,
     "local_pairs": local_pairs,
     "local_binary": local_binary,
+    "reward_bench": reward_bench,
     "demo": demo,
 }
 READS_SOURCE = {name for name in ADAPTERS if name != "demo"}

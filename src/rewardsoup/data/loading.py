@@ -4,6 +4,9 @@
 identical texts never straddle splits) and then, for binary sources with ``pairs`` set, builds pairs inside
 each split. Both return a ``report`` dict of counts for logs and tables. An empty split is not an error
 here (training raises it); the report shows every size.
+
+A multi-schema set (RewardBench style) is evaluation-only: `load_splits` puts every row in ``test``
+(``report["eval_only"] = True``) and `check_trainable` refuses to train on it.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from datasets import Dataset
 
 from rewardsoup.data.adapters import ADAPTERS, READS_SOURCE
 from rewardsoup.data.pairs import build_pairs
-from rewardsoup.data.schema import BINARY, PAIRWISE
+from rewardsoup.data.schema import BINARY, MULTI, PAIRWISE
 from rewardsoup.data.sources import read_source
 from rewardsoup.data.split import SPLITS, split_dataset, split_fractions
-from rewardsoup.errors import ConfigError
+from rewardsoup.errors import ConfigError, DataError
 
 
 @dataclass
 class Canonical:
-    """A whole source in one canonical schema ("pairwise" or "binary")."""
+    """A whole source in one canonical schema ("pairwise", "binary" or "multi")."""
 
     schema: str
     dataset: Dataset
@@ -71,7 +74,8 @@ def _head(ds: Dataset, limit: int | None) -> Dataset:
 def load_canonical(data_cfg: Any, tokenizer: Any = None) -> Canonical:
     """Read ``data_cfg.source`` with adapter ``data_cfg.adapter`` into a canonical Dataset.
 
-    ``limit`` keeps the first N source rows. Report: name, adapter, source, schema, rows_read, rows.
+    ``limit`` keeps the first N source rows. Report: name, adapter, source, schema, rows_read, rows, plus
+    whatever the adapter counts (``reward_bench``: ``chosen_expansion``, the rows its k-chosen rows added).
     """
     cfg = as_dict(data_cfg)
     adapter_name = cfg.get("adapter")
@@ -82,8 +86,9 @@ def load_canonical(data_cfg: Any, tokenizer: Any = None) -> Canonical:
     if adapter_name in READS_SOURCE:
         raw = read_source(str(cfg.get("source")), data_dir=cfg.get("data_dir"), split=cfg.get("hub_split") or "train")
         raw = _head(raw, limit)
-    schema, dataset = ADAPTERS[adapter_name](raw, cfg, tokenizer)
-    dataset = _head(dataset, limit)  # demo builds its own rows; a no-op for the others
+    schema, dataset, *extra = ADAPTERS[adapter_name](raw, cfg, tokenizer)
+    if raw is None:
+        dataset = _head(dataset, limit)  # demo builds its own rows (others were cut at the source rows)
     report = {
         "name": cfg.get("name") or adapter_name,
         "adapter": adapter_name,
@@ -91,6 +96,7 @@ def load_canonical(data_cfg: Any, tokenizer: Any = None) -> Canonical:
         "schema": schema,
         "rows_read": len(raw) if raw is not None else len(dataset),
         "rows": len(dataset),
+        **(extra[0] if extra else {}),
     }
     return Canonical(schema=schema, dataset=dataset, report=report)
 
@@ -100,11 +106,16 @@ def load_splits(data_cfg: Any, tokenizer: Any = None) -> Splits:
 
     Report: everything from `load_canonical`, ``split`` (val, test, salt), ``sizes`` per split (in the
     final schema), and ``pairs`` (the `build_pairs` report per split) when pairs were built.
+
+    A multi (evaluation-only) set is not split: every row goes to ``test``, train and val are empty,
+    ``report["eval_only"]`` is True and ``report["split"]`` says so (the config's fractions are ignored).
     """
     cfg = as_dict(data_cfg)
     val, test, salt = split_fractions(cfg.get("split"))
     canonical = load_canonical(cfg, tokenizer)
     schema = canonical.schema
+    if schema == MULTI:
+        return _eval_only_splits(cfg, canonical)
     parts = split_dataset(canonical.dataset, schema, val=val, test=test, salt=salt)
     report = dict(canonical.report, split={"val": val, "test": test, "salt": salt})
     pairs_cfg = cfg.get("pairs")
@@ -129,3 +140,27 @@ def load_splits(data_cfg: Any, tokenizer: Any = None) -> Splits:
     return Splits(
         name=report["name"], schema=schema, train=parts["train"], val=parts["val"], test=parts["test"], report=report
     )
+
+
+def _eval_only_splits(cfg: dict[str, Any], canonical: Canonical) -> Splits:
+    if cfg.get("pairs"):
+        raise ConfigError(
+            f"data.pairs is set but adapter {cfg.get('adapter')!r} gives {MULTI} rows; "
+            f"pairs only applies to binary sources (set data.pairs=null)"
+        )
+    ds = canonical.dataset
+    empty = ds.select([])
+    report = dict(canonical.report, eval_only=True, split={"val": 0.0, "test": 1.0, "salt": None,
+                                                            "note": "evaluation-only: every row in test"})
+    report["sizes"] = {"train": 0, "val": 0, "test": len(ds)}
+    return Splits(name=report["name"], schema=MULTI, train=empty, val=ds.select([]), test=ds, report=report)
+
+
+def check_trainable(splits: Splits) -> None:
+    """DataError when ``splits`` is an evaluation-only (multi schema) set: nothing may train on it."""
+    if splits.schema == MULTI or splits.report.get("eval_only"):
+        raise DataError(
+            f"dataset '{splits.name}' is evaluation-only ({MULTI} schema: one chosen vs several rejected "
+            f"replies per prompt, every row in test); it cannot be trained on: pick a pairwise or binary "
+            f"data= for training and score this set with `python evaluate.py`"
+        )

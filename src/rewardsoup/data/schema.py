@@ -1,11 +1,15 @@
 """Canonical row schemas shared by every stage, and the checks that keep rows in them.
 
-Two schemas exist (see docs/CONTRACTS.md):
+Three schemas exist (see docs/CONTRACTS.md):
 
 - pairwise: ``prompt`` ("" when none), ``chosen``, ``rejected``, ``margin`` (float or None),
   ``group`` (str or None). The text scored for a side is ``prompt + chosen`` / ``prompt + rejected``, so the
   reply sits at the END of the text and left truncation keeps it.
 - binary: ``text``, ``label`` (0/1), ``group`` (str or None).
+- multi (evaluation only, RewardBench style): ``prompt`` ("" when none), ``chosen`` (one reply),
+  ``rejected`` (a non-empty list of replies), ``subset`` (str or None: the per-subset score key) and
+  ``group`` (str or None: the source row's id, shared by the rows one k-chosen source row expands into).
+  The scored texts are ``[prompt + chosen, prompt + rejected_1, ...]``, chosen FIRST (`multi_texts`).
 
 Validators return a clean row or raise `DataError` naming the source, the row (a 0-based index into the
 source rows), the field and what was expected.
@@ -15,12 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import Features, Value
+from datasets import Features, List, Value
 
 from rewardsoup.errors import DataError
 
 PAIRWISE = "pairwise"
 BINARY = "binary"
+MULTI = "multi"  # evaluation-only: never trained on (load_splits puts every row in test)
 
 PAIRWISE_FEATURES = Features(
     {
@@ -32,7 +37,16 @@ PAIRWISE_FEATURES = Features(
     }
 )
 BINARY_FEATURES = Features({"text": Value("string"), "label": Value("int64"), "group": Value("string")})
-FEATURES = {PAIRWISE: PAIRWISE_FEATURES, BINARY: BINARY_FEATURES}
+MULTI_FEATURES = Features(
+    {
+        "prompt": Value("string"),
+        "chosen": Value("string"),
+        "rejected": List(Value("string")),
+        "subset": Value("string"),
+        "group": Value("string"),
+    }
+)
+FEATURES = {PAIRWISE: PAIRWISE_FEATURES, BINARY: BINARY_FEATURES, MULTI: MULTI_FEATURES}
 
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
@@ -112,3 +126,39 @@ def pair_texts(row: dict[str, Any]) -> tuple[str, str]:
     """The two scored texts of a pairwise row: ``(prompt + chosen, prompt + rejected)``."""
     prompt = row.get("prompt") or ""
     return prompt + row["chosen"], prompt + row["rejected"]
+
+
+def validate_multi(row: dict[str, Any], source: str, index: int) -> dict[str, Any]:
+    """Check one multi row and return it with exactly the canonical fields.
+
+    ``chosen`` must be a non-empty string and ``rejected`` a non-empty list of non-empty strings (an item
+    is named ``rejected[j]``, 0-based); each scored text must hold more than whitespace. ``subset`` and
+    ``group`` are strings or None.
+    """
+    prompt = _text(row.get("prompt"), source, index, "prompt", allow_empty=True)
+    chosen = _text(row.get("chosen"), source, index, "chosen")
+    rejected = row.get("rejected")
+    if not isinstance(rejected, (list, tuple)):
+        raise DataError(
+            f"{_where(source, index, 'rejected')}: expected a list of strings, got {type(rejected).__name__} "
+            f"{rejected!r:.80}"
+        )
+    if not rejected:
+        raise DataError(f"{_where(source, index, 'rejected')}: empty list; expected at least one rejected reply")
+    rejected = [_text(reply, source, index, f"rejected[{j}]") for j, reply in enumerate(rejected)]
+    for field, reply in [("chosen", chosen)] + [(f"rejected[{j}]", r) for j, r in enumerate(rejected)]:
+        if not (prompt + reply).strip():
+            raise DataError(f"{_where(source, index, field)}: prompt + reply is blank; expected some text")
+    return {
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "subset": _group(row.get("subset")),
+        "group": _group(row.get("group")),
+    }
+
+
+def multi_texts(row: dict[str, Any]) -> list[str]:
+    """The scored texts of a multi row: ``[prompt + chosen, prompt + rejected_1, ...]`` -- chosen FIRST."""
+    prompt = row.get("prompt") or ""
+    return [prompt + row["chosen"]] + [prompt + reply for reply in row["rejected"]]
