@@ -3,12 +3,12 @@
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import run_job
+from rewardsoup.core.jobs import run_job
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from rewardsoup.evaluate_job import evaluate_models
+    from rewardsoup.evaluation.job import evaluate_models
 
     run_job(evaluate_models, cfg)
 

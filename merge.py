@@ -1,18 +1,18 @@
 """Merge members: a soup (`python merge.py merge=ties`), sweep trials (`python merge.py -m …`), the pick.
 
 A single run writes a soup with mergekit; under `-m` every job is an in-memory trial scored on the val
-splits (see rewardsoup.search); `mode=pick` exports and tests the best trial of a sweep.
+splits (see rewardsoup.sweep.search); `mode=pick` exports and tests the best trial of a sweep.
 """
 
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import run_job
+from rewardsoup.core.jobs import run_job
 
 
 @hydra.main(config_path="conf", config_name="merge", version_base="1.3")
 def main(cfg: DictConfig):
-    from rewardsoup.search import merge_job
+    from rewardsoup.sweep.search import merge_job
 
     return run_job(merge_job, cfg)
 

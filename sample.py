@@ -7,12 +7,12 @@ Also `prompt="..."` (or a list) instead of a file, `candidates=FILE` to rerank g
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import run_job
+from rewardsoup.core.jobs import run_job
 
 
 @hydra.main(config_path="conf", config_name="sample", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from rewardsoup.sampling import sample_job
+    from rewardsoup.sampling.job import sample_job
 
     run_job(sample_job, cfg)
 

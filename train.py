@@ -3,12 +3,12 @@
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.config import run_job
+from rewardsoup.core.jobs import run_job
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from rewardsoup.training import train_member
+    from rewardsoup.training.member import train_member
 
     return run_job(train_member, cfg)
 

@@ -6,8 +6,8 @@ merge-ready base, a valid 1-logit reward model, built if needed). Two regimes:
 
 - per prompt (one request at a time, as a chat service answers): for each prompt
   - single:  one sampled reply (one `generate` call, nothing to score);
-  - batched: `rewardsoup.sampling` — one `generate` call for 4 samples sharing the prompt's prefill, then
-    the 4 candidates scored in one batch through `rewardsoup.scoring`;
+  - batched: `rewardsoup.sampling.generation` — one `generate` call for 4 samples sharing the prompt's prefill, then
+    the 4 candidates scored in one batch through `rewardsoup.scoring.rewards`;
   - naive:   four separate `generate` calls and one `score_texts` call per candidate;
 - per prompt, equal length: the same two with every reply forced to max_new_tokens, which separates the
   cost per step from the length effect (a best-of-4 call lasts as long as its LONGEST sample);
@@ -38,13 +38,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from transformers import set_seed  # noqa: E402
 
-from rewardsoup.base import build_base  # noqa: E402
+from rewardsoup.models.base import build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.data.render import parse_hh_transcript, render_conversation  # noqa: E402
-from rewardsoup.pipeline import compose_cfg  # noqa: E402
-from rewardsoup.prompts import item_from_row  # noqa: E402
-from rewardsoup.sampling import generate_replies, load_generator, score_candidates  # noqa: E402
-from rewardsoup.scoring import load_scorer, score_texts  # noqa: E402
+from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
+from rewardsoup.sampling.prompts import item_from_row  # noqa: E402
+from rewardsoup.sampling.generation import generate_replies, load_generator  # noqa: E402
+from rewardsoup.sampling.job import score_candidates  # noqa: E402
+from rewardsoup.scoring.rewards import load_scorer, score_texts  # noqa: E402
 
 
 def bench_prompts(count: int):

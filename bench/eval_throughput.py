@@ -24,11 +24,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rewardsoup.base import build_base  # noqa: E402
+from rewardsoup.models.base import build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.data.schema import pair_texts  # noqa: E402
-from rewardsoup.pipeline import compose_cfg  # noqa: E402
-from rewardsoup.scoring import load_scorer, pairwise_accuracy, score_pairs  # noqa: E402
+from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
+from rewardsoup.scoring.rewards import load_scorer, pairwise_accuracy, score_pairs  # noqa: E402
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ SHARED = ROOT.parent / "shared" / "data"
 
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.data.schema import pair_texts  # noqa: E402
-from rewardsoup.pipeline import compose_cfg  # noqa: E402
-from rewardsoup.training import train_member  # noqa: E402
+from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
+from rewardsoup.training.member import train_member  # noqa: E402
 
 RUNS = {
     "hh_rlhf_harmless": ("hh-rlhf-harmless-base-test.1800.jsonl.gz",

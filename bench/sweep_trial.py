@@ -29,14 +29,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rewardsoup import trim  # noqa: E402
-from rewardsoup.evalsets import build_evalset, load_evalset  # noqa: E402
-from rewardsoup.evaluate_job import load_reward_model  # noqa: E402
-from rewardsoup.evaluation import score_evalsets  # noqa: E402
-from rewardsoup.merging import mergekit_config  # noqa: E402
-from rewardsoup.pipeline import compose_cfg  # noqa: E402
-from rewardsoup.soup import merge_request  # noqa: E402
-from rewardsoup.trials import resident  # noqa: E402
+from rewardsoup.merging import trim  # noqa: E402
+from rewardsoup.scoring.evalsets import build_evalset, load_evalset  # noqa: E402
+from rewardsoup.models.loading import load_reward_model  # noqa: E402
+from rewardsoup.scoring.metrics import score_evalsets  # noqa: E402
+from rewardsoup.merging.merge import mergekit_config  # noqa: E402
+from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
+from rewardsoup.merging.soup import merge_request  # noqa: E402
+from rewardsoup.sweep.resident import resident  # noqa: E402
 
 
 def ours(cfg, request, evalsets):

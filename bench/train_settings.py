@@ -6,7 +6,7 @@ conf/data/shared_hh_harmless.yaml), once per variant, each into its own member f
 the demo's outputs). Every variant, the untrained base and the length heuristic (the evaluation's
 `lengths.length_reference`: prefer the shorter or the longer side in tokens, whichever is better on val) are scored on the SAME test pairs through the project's one
 scoring path (`evalset_from_split` + `score_evalset`); per-row credit is 1 / 0.5 (tie) / 0, and each row is
-compared to `default` with the paired bootstrap interval (`rewardsoup.stats.paired`): "helps" only when the
+compared to `default` with the paired bootstrap interval (`rewardsoup.scoring.stats.paired`): "helps" only when the
 whole 95% interval is above 0, "hurts" when it is below, otherwise "cannot tell at n=...".
 
     .venv/bin/python bench/train_settings.py [--variants default,head_init=zero] [--limit-train 64]
@@ -31,15 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rewardsoup import stats  # noqa: E402
-from rewardsoup.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from rewardsoup.base import BASE_META, build_base  # noqa: E402
+from rewardsoup.scoring import stats  # noqa: E402
+from rewardsoup.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from rewardsoup.models.base import BASE_META, build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
-from rewardsoup.evaluation import evalset_from_split, row_credit, score_evalsets  # noqa: E402
-from rewardsoup.lengths import length_reference  # noqa: E402
-from rewardsoup.objectives import adapt_splits, get_objective  # noqa: E402
-from rewardsoup.pipeline import compose_cfg, load_recipe, member_overrides  # noqa: E402
-from rewardsoup.training import MEMBER_META, train_member  # noqa: E402
+from rewardsoup.scoring.metrics import evalset_from_split, row_credit, score_evalsets  # noqa: E402
+from rewardsoup.evaluation.lengths import length_reference  # noqa: E402
+from rewardsoup.training.objectives import adapt_splits, get_objective  # noqa: E402
+from rewardsoup.pipeline.run import compose_cfg, load_recipe, member_overrides  # noqa: E402
+from rewardsoup.training.member import MEMBER_META, train_member  # noqa: E402
 
 # name -> train.py overrides on top of the real recipe's hh member. Every variant names its scheduler, so a
 # cached member keeps its meaning when the recipe's own setting changes: `default` is the recipe as it was

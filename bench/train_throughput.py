@@ -26,11 +26,11 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import rewardsoup.config  # noqa: E402,F401
-from rewardsoup.base import build_base  # noqa: E402
+import rewardsoup.core.jobs  # noqa: E402,F401
+from rewardsoup.models.base import build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
-from rewardsoup.objectives import OBJECTIVES  # noqa: E402
-from rewardsoup.scoring import binary_accuracy, score_texts  # noqa: E402
+from rewardsoup.training.objectives import OBJECTIVES  # noqa: E402
+from rewardsoup.scoring.rewards import binary_accuracy, score_texts  # noqa: E402
 
 
 def _args(out: str, batch: int, lr: float, seed: int) -> dict:

@@ -1,4 +1,4 @@
-"""Time mergekit's TIES magnitude trim against rewardsoup.trim on a ~42M-parameter random tensor set.
+"""Time mergekit's TIES magnitude trim against rewardsoup.merging.trim on a ~42M-parameter random tensor set.
 
 The set has the shapes of SmolLM2 cut to 4 layers (a 49152x576 embedding plus 4 Llama blocks). Two kinds
 of deltas: "gaussian" (fp32 N(0,1) values: ties are rare) and "finetune" (fp32 (base + step) - base, with
@@ -22,7 +22,7 @@ import time
 import torch
 from mergekit.sparsify import magnitude as mk_magnitude
 
-from rewardsoup import trim
+from rewardsoup.merging import trim
 
 HIDDEN, INTER, KV, VOCAB, LAYERS = 576, 1536, 192, 49152, 4
 REPEATS = 3

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import rewardsoup.config  # noqa: F401  (registers the `abspath` resolver)
+import rewardsoup.core.jobs  # noqa: F401  (registers the `abspath` resolver)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -51,7 +51,7 @@ def shared_file(name: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory) -> Path:
     """The merge-ready tiny GPT-2 base, built once per test session."""
-    from rewardsoup.base import build_base
+    from rewardsoup.models.base import build_base
 
     folder = tmp_path_factory.mktemp("bases") / "tiny_gpt2-L2"
     return build_base({"source": "tiny:gpt2", "layers": 2, "dtype": "float32",
@@ -69,7 +69,7 @@ def smoke_overrides(tiny_base_dir) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_members(tmp_path_factory, tiny_base_dir) -> dict[str, Path]:
     """Three tiny members (thumbs/binary, pairs/pairwise, harmless/pairwise) trained a few steps."""
-    from rewardsoup.training import train_member
+    from rewardsoup.training.member import train_member
 
     root = tmp_path_factory.mktemp("soup-root")
     out = {}

@@ -6,7 +6,7 @@ Each case runs the stage's work function the way its entry point does (`run_job`
 
 import pytest
 
-from rewardsoup.config import run_job
+from rewardsoup.core.jobs import run_job
 
 
 def _files(root):
@@ -14,9 +14,9 @@ def _files(root):
 
 
 def _work(root):
-    from rewardsoup.evaluate_job import evaluate_models
-    from rewardsoup.search import merge_job
-    from rewardsoup.training import train_member
+    from rewardsoup.evaluation.job import evaluate_models
+    from rewardsoup.sweep.search import merge_job
+    from rewardsoup.training.member import train_member
 
     return {"train": train_member, "merge": merge_job, "evaluate": evaluate_models}[root]
 
@@ -66,7 +66,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_members, data_files, out_root, capsys):
-    from rewardsoup.models import tiny_model_dir
+    from rewardsoup.models.assets import tiny_model_dir
 
     name, root, overrides, words = case
     fmt = {"d": data_files, "lm": tiny_model_dir("gpt2"), "member": tiny_members["thumbs"]}

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from rewardsoup.base import BASE_META, build_base, check_reward_model, convert_to_single_logit
-from rewardsoup.errors import ConfigError, ModelError
+from rewardsoup.models.base import BASE_META, build_base, check_reward_model, convert_to_single_logit
+from rewardsoup.core.errors import ConfigError, ModelError
 
 
 def _cfg(folder, source="tiny:llama", layers=1, dtype="float32"):
@@ -58,7 +58,7 @@ def test_layer_count_out_of_range(tmp_path):
 
 
 def test_check_reward_model_rejects_causal_lm_and_two_labels(tmp_path):
-    from rewardsoup.models import tiny_model_dir
+    from rewardsoup.models.assets import tiny_model_dir
 
     with pytest.raises(ModelError, match="one logit"):
         check_reward_model(tiny_model_dir("gpt2"))
@@ -70,7 +70,7 @@ def test_two_label_conversion_preserves_logit_difference(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, \
         GPT2ForSequenceClassification
 
-    from rewardsoup.models import load_gpt2_tokenizer
+    from rewardsoup.models.assets import load_gpt2_tokenizer
 
     tok = load_gpt2_tokenizer()
     torch.manual_seed(0)

@@ -6,10 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from rewardsoup import evalsets, stats, tables
-from rewardsoup.comparisons import compare
-from rewardsoup.evaluation import EvalSet, Scored, ensemble, metrics, row_credit
-from rewardsoup.lengths import length_bias, length_reference
+from rewardsoup.scoring import evalsets
+
+from rewardsoup.scoring import stats
+
+from rewardsoup.evaluation import tables
+from rewardsoup.evaluation.comparisons import compare
+from rewardsoup.scoring.metrics import EvalSet, Scored, ensemble, metrics, row_credit
+from rewardsoup.evaluation.lengths import length_bias, length_reference
 
 
 def _brute_auc(scores, labels):
@@ -173,8 +177,8 @@ def test_evalsets_are_cached_on_disk_by_tokenizer_data_split_and_length(tmp_path
 
 
 def test_evaluate_job_scores_members_soups_and_baselines(compose_cfg, merge_overrides, tiny_members, out_root):
-    from rewardsoup.evaluate_job import evaluate_models
-    from rewardsoup.soup import merge_soup
+    from rewardsoup.evaluation.job import evaluate_models
+    from rewardsoup.merging.soup import merge_soup
 
     soup = merge_soup(compose_cfg("merge", merge_overrides + ["merge=ties"]))
     models = [f"+models.{n}={p}" for n, p in tiny_members.items()] + [f"+models.ties={soup}"]
@@ -214,9 +218,9 @@ def test_evaluate_with_nothing_to_score_is_a_clear_error(out_root):
 def test_evaluate_scores_a_rewardbench_style_set_per_subset(compose_cfg, merge_overrides, tiny_members, out_root):
     from conftest import ROOT
 
-    from rewardsoup.evaluate_job import evaluate_models
-    from rewardsoup.evaluation import score_evalset
-    from rewardsoup.evaluate_job import load_reward_model
+    from rewardsoup.evaluation.job import evaluate_models
+    from rewardsoup.scoring.metrics import score_evalset
+    from rewardsoup.models.loading import load_reward_model
 
     fixture = ROOT / "tests" / "data" / "reward_bench_small.jsonl"
     models = [f"+models.{n}={p}" for n, p in tiny_members.items()]

@@ -1,4 +1,4 @@
-"""rewardsoup.merging against mergekit 0.1.5 itself: in-memory math == run_merge output, fast trim ==
+"""rewardsoup.merging.merge against mergekit 0.1.5 itself: in-memory math == run_merge output, fast trim ==
 mergekit's trim, name-keyed configs, preflight errors, atomic outputs. Tiny seeded models only."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from rewardsoup import trim
-from rewardsoup.errors import ConfigError, ModelError
-from rewardsoup.merging import (
+from rewardsoup.merging import trim
+from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.merging.merge import (
     METHODS,
     apply_state_dict,
     load_state_dict,

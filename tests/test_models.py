@@ -6,8 +6,10 @@ import time
 import pytest
 import torch
 
-from rewardsoup import hub, models
-from rewardsoup.errors import ModelError
+from rewardsoup.core import hub
+
+from rewardsoup.models import assets as models
+from rewardsoup.core.errors import ModelError
 
 
 def _digest(folder):

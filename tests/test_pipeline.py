@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rewardsoup import pipeline
+from rewardsoup.pipeline import run as pipeline
 
 
 def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, monkeypatch, capsys):
@@ -27,8 +27,8 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert len((out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()) == 3
     assert second["walls"] == first["walls"]  # a rerun that did nothing reports the first run's stage times
 
-    from rewardsoup.pick import best_row
-    from rewardsoup.report import write_real_report
+    from rewardsoup.sweep.pick import best_row
+    from rewardsoup.pipeline.report import write_real_report
 
     text = write_real_report(second).read_text()  # the markdown `make report-real` writes, from any recipe's run
     best = best_row(ledger)
@@ -38,7 +38,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
 
 
 def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path, monkeypatch):
-    from rewardsoup.errors import ConfigError
+    from rewardsoup.core.errors import ConfigError
 
     assert {"demo", "real"} <= set(pipeline.recipe_names())
     demo = pipeline.load_recipe("demo")

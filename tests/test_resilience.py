@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT
-from rewardsoup.training import MEMBER_META, train_member
+from rewardsoup.training.member import MEMBER_META, train_member
 
 
 def _wait_for(predicate, proc, timeout=240.0, every=0.005):

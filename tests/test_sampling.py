@@ -12,12 +12,13 @@ from datasets import Dataset
 from omegaconf import open_dict
 
 from conftest import ROOT
-from rewardsoup import sampling
+from rewardsoup.evaluation import best_of_n
+from rewardsoup.sampling import generation, job
 from rewardsoup.data import load_splits
 from rewardsoup.data.render import render_conversation
-from rewardsoup.errors import ConfigError, DataError, ModelError
-from rewardsoup.models import resolve_model
-from rewardsoup.scoring import scalar_score
+from rewardsoup.core.errors import ConfigError, DataError, ModelError
+from rewardsoup.models.assets import resolve_model
+from rewardsoup.scoring.rewards import scalar_score
 
 PROMPTS = [
     {"prompt": "How do I boil an egg?"},
@@ -50,14 +51,14 @@ def sample(compose_cfg, tiny_members):
         cfg = compose_cfg("sample", ["logger=none", f"reward_model={tiny_members['thumbs']}",
                                      f"generator={resolve_model('tiny:gpt2')}", "generation.max_new_tokens=8",
                                      "print_candidates=false", "max_length=128", *overrides])
-        return cfg, sampling.sample_job(cfg)
+        return cfg, job.sample_job(cfg)
 
     return _sample
 
 
 def test_output_lines_hold_every_candidate_and_the_argmax(sample, prompts_file, out_root, caplog):
-    sampling._GENERATORS.clear()
-    with caplog.at_level(logging.WARNING, logger="rewardsoup.sampling"):
+    generation._GENERATORS.clear()
+    with caplog.at_level(logging.WARNING, logger="rewardsoup.sampling.generation"):
         cfg, summary = sample(f"prompts={prompts_file}", "n=3", "generation.batch_prompts=2")
     assert [r.getMessage().count("no chat template") for r in caplog.records] == [1]  # said once, 2 batches
     out = out_root / "samples" / "prompts-best-n3-seed0.jsonl"
@@ -105,15 +106,15 @@ def test_same_seed_gives_the_same_candidates(sample, prompts_file, tmp_path):
 def test_shared_prefill_samples_what_num_return_sequences_samples(arch):
     from transformers import set_seed
 
-    from rewardsoup.prompts import cli_prompts
+    from rewardsoup.sampling.prompts import cli_prompts
 
-    gen = sampling.load_generator(resolve_model(f"tiny:{arch}"), "float32")
+    gen = generation.load_generator(resolve_model(f"tiny:{arch}"), "float32")
     items = cli_prompts(["hi", "a much longer question about the moon, its phases and tides"])  # left padding
     cfg = {"max_new_tokens": 6, "temperature": 0.9, "top_p": 0.95, "max_prompt_length": 64}
     set_seed(0)
-    shared = sampling.generate_replies(gen, items, 3, {**cfg, "share_prompt": True})
+    shared = generation.generate_replies(gen, items, 3, {**cfg, "share_prompt": True})
     set_seed(0)
-    assert sampling.generate_replies(gen, items, 3, {**cfg, "share_prompt": False}) == shared
+    assert generation.generate_replies(gen, items, 3, {**cfg, "share_prompt": False}) == shared
     assert [len(r) for r in shared] == [3, 3]
 
 
@@ -144,7 +145,7 @@ def test_rerank_picks_the_argmax_without_loading_a_generator(sample, tmp_path, m
 
 
 def test_preferences_mode_writes_canonical_pairs_that_train(sample, tmp_path, compose_cfg, tiny_base_dir):
-    from rewardsoup.training import train_member
+    from rewardsoup.training.member import train_member
 
     prompts = _jsonl(tmp_path / "many.jsonl", [{"prompt": f"Question number {i}: what is {i} + {i}?"}
                                                for i in range(16)])
@@ -180,22 +181,22 @@ def test_group_pairs_by_prompt_and_best_of_n_accuracy():
         {"prompt": "", "chosen": "x", "rejected": "y"},
         {"prompt": "D", "chosen": "d+", "rejected": "d+"},  # no distinct rejected reply
     ])
-    groups, report = sampling.group_pairs_by_prompt(ds)
+    groups, report = best_of_n.group_pairs_by_prompt(ds)
     assert [(g.prompt, g.chosen, g.rejected) for g in groups] == [("A", "a+", ["a1", "a2"]), ("B", "b+", ["b1"])]
     assert report == {"pairs": 8, "no_prompt": 1, "inconsistent_chosen": 1, "too_few": 1, "groups": 2}
     chosen_texts = {g.prompt + g.chosen for g in groups}
-    good = sampling.best_of_n_accuracy(groups, lambda ts: [1.0 if t in chosen_texts else 0.0 for t in ts], 200)
-    bad = sampling.best_of_n_accuracy(groups, lambda ts: [-1.0 if t in chosen_texts else 0.0 for t in ts], 200)
-    ties = sampling.best_of_n_accuracy(groups, lambda ts: [0.0] * len(ts), 0)
+    good = best_of_n.best_of_n_accuracy(groups, lambda ts: [1.0 if t in chosen_texts else 0.0 for t in ts], 200)
+    bad = best_of_n.best_of_n_accuracy(groups, lambda ts: [-1.0 if t in chosen_texts else 0.0 for t in ts], 200)
+    ties = best_of_n.best_of_n_accuracy(groups, lambda ts: [0.0] * len(ts), 0)
     assert (good["bon"], good["bon_lo"], good["bon_hi"]) == (1.0, 1.0, 1.0) and bad["bon"] == 0.0
-    assert ties["bon"] == 0.0  # ties count as wrong, like pairwise accuracy
+    assert ties["bon"] == pytest.approx((1 / 3 + 1 / 2) / 2)  # a tie at the top shares the credit: chance
     assert good["bon_chance"] == pytest.approx((1 / 3 + 1 / 2) / 2) and good["bon_groups"] == 2
-    only_a, _ = sampling.group_pairs_by_prompt(ds, min_candidates=3)
+    only_a, _ = best_of_n.group_pairs_by_prompt(ds, min_candidates=3)
     assert [g.prompt for g in only_a] == ["A"]
 
 
 def test_evaluate_adds_best_of_n_columns(compose_cfg, tiny_members):
-    from rewardsoup.evaluate_job import evaluate_models
+    from rewardsoup.evaluation.job import evaluate_models
 
     cfg = compose_cfg("evaluate", ["logger=none", f"+models.pairs={tiny_members['pairs']}", "best_of_n.enabled=true",
                                    "bootstrap=50"])

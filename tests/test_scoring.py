@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rewardsoup.scoring import load_scorer, scalar_score, score_ids, score_pairs, score_texts, tokenize
+from rewardsoup.models.loading import load_scorer
+from rewardsoup.scoring.rewards import scalar_score, score_ids, score_pairs, score_texts, tokenize
 
 TEXTS = ["Best Friend Steve: Hey it's me, your best friend.",
          "Best Friend Steve: I am at best apathetic towards your presence.",
@@ -39,7 +40,7 @@ def test_scores_read_the_last_real_token_whatever_the_padding(tiny_members):
 
 
 def test_repeated_texts_run_once_and_sets_are_scored_together(tiny_members):
-    from rewardsoup.evaluation import EvalSet, score_evalset, score_evalsets
+    from rewardsoup.scoring.metrics import EvalSet, score_evalset, score_evalsets
 
     model, tok = load_scorer(tiny_members["thumbs"])
     ids = tokenize(tok, TEXTS, 64).ids
@@ -59,8 +60,8 @@ def test_repeated_texts_run_once_and_sets_are_scored_together(tiny_members):
 
 
 def test_load_scorer_refuses_a_causal_lm():
-    from rewardsoup.errors import ModelError
-    from rewardsoup.models import tiny_model_dir
+    from rewardsoup.core.errors import ModelError
+    from rewardsoup.models.assets import tiny_model_dir
 
     with pytest.raises(ModelError, match="one logit"):
         load_scorer(tiny_model_dir("gpt2"))

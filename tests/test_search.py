@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from conftest import ROOT
-from rewardsoup import ledger, search, trials
-from rewardsoup.errors import ConfigError
-from rewardsoup.evaluate_job import load_reward_model
-from rewardsoup.soup import merge_request
+from rewardsoup.sweep import ledger
+from rewardsoup.sweep import search
+from rewardsoup.sweep import objective, trials
+from rewardsoup.core.errors import ConfigError
+from rewardsoup.models.loading import load_reward_model
+from rewardsoup.merging.soup import merge_request
 
 
 @pytest.fixture
@@ -23,9 +25,9 @@ def sweep_cfg(compose_cfg, merge_overrides, out_root):
 
 
 def test_trial_scores_equal_a_soup_written_by_mergekit(sweep_cfg, tmp_path):
-    from rewardsoup.evalsets import load_evalset
-    from rewardsoup.evaluation import metrics, score_evalset
-    from rewardsoup.soup import merge_soup
+    from rewardsoup.scoring.evalsets import load_evalset
+    from rewardsoup.scoring.metrics import metrics, score_evalset
+    from rewardsoup.merging.soup import merge_soup
 
     cfg = sweep_cfg("merge.density=0.5", "merge.weights.harmless=2.0")
     value = search.run_trial(cfg)
@@ -43,23 +45,23 @@ def test_trials_reuse_the_process_cache_and_skip_known_requests(sweep_cfg, monke
     search.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
     loads = []
     real = trials.resident
-    monkeypatch.setattr("rewardsoup.merging.load_state_dict", lambda p: loads.append(p) or pytest.fail("reloaded"))
+    monkeypatch.setattr("rewardsoup.sweep.resident.load_state_dict", lambda p: loads.append(p) or pytest.fail("reloaded"))
     search.run_trial(sweep_cfg("merge.weights.thumbs=0.6"))
     assert trials.resident is real and not loads
-    monkeypatch.setattr(trials, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
+    monkeypatch.setattr(search, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
     search.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
     assert len(ledger.read(sweep_cfg().sweep.dir)[1]) == 2
 
 
 def test_objective_kinds():
     vals = {"a": 0.9, "b": 0.6}
-    assert trials.objective_value(vals, {"kind": "mean"}) == pytest.approx(0.75)
-    assert trials.objective_value(vals, {"kind": "worst"}) == 0.6
-    assert trials.objective_value(vals, {"kind": "weighted", "weights": {"a": 3, "b": 1}}) == pytest.approx(0.825)
+    assert objective.objective_value(vals, {"kind": "mean"}) == pytest.approx(0.75)
+    assert objective.objective_value(vals, {"kind": "worst"}) == 0.6
+    assert objective.objective_value(vals, {"kind": "weighted", "weights": {"a": 3, "b": 1}}) == pytest.approx(0.825)
     with pytest.raises(ConfigError, match="objective.weights"):
-        trials.objective_value(vals, {"kind": "weighted", "weights": {"c": 1}})
+        objective.objective_value(vals, {"kind": "weighted", "weights": {"c": 1}})
     with pytest.raises(ConfigError, match="median"):
-        trials.objective_value(vals, {"kind": "median"})
+        objective.objective_value(vals, {"kind": "median"})
 
 
 def test_greedy_and_uniform_soups_land_in_the_same_ledger(sweep_cfg):
@@ -145,7 +147,7 @@ def test_optuna_sweep_logs_flat_runs_and_resumes(merge_overrides, out_root):
 @pytest.mark.parametrize("method,density", [("ties", 1.0), ("ties", 0.5), ("ties", 0.2), ("task_arithmetic", None),
                                             ("dare_ties", 0.5), ("linear", None)])
 def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density):
-    from rewardsoup.merging import merge_in_memory
+    from rewardsoup.merging.merge import merge_in_memory
 
     extra = [f"merge.method={method}"] + ([f"merge.density={density}"] if density else [])
     if method == "dare_ties":
@@ -164,8 +166,8 @@ def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density)
 def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep_cfg, trim_ranks):
     """A resident model after ties -> linear -> ties -> task arithmetic trials holds exactly each merge,
     with mergekit's trim order kept per member or (trial.trim_ranks=false) trimmed afresh each trial."""
-    from rewardsoup.evaluate_job import load_reward_model
-    from rewardsoup.merging import merge_in_memory
+    from rewardsoup.models.loading import load_reward_model
+    from rewardsoup.merging.merge import merge_in_memory
 
     requests = [merge_request(sweep_cfg(*extra)) for extra in (
         ["merge.density=0.5"], ["merge.method=linear"], ["merge.density=0.3", "merge.weights.harmless=2.0"],

@@ -9,8 +9,8 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import ROOT
-from rewardsoup.errors import ConfigError, ModelError
-from rewardsoup.soup import merge_request, merge_soup
+from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.merging.soup import merge_request, merge_soup
 
 
 @pytest.mark.parametrize("method", ["ties", "seed_ties", "linear", "task_arithmetic", "dare_ties", "slerp",

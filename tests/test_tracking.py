@@ -4,7 +4,7 @@ import time
 
 from omegaconf import OmegaConf
 
-from rewardsoup.tracking import start_run
+from rewardsoup.core.tracking import start_run
 
 
 def _cfg(tmp_path, **logger):

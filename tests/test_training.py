@@ -11,10 +11,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from conftest import ROOT
-from rewardsoup import objectives
-from rewardsoup.errors import ConfigError, DataError, ModelError
-from rewardsoup.scoring import tokenize
-from rewardsoup.training import MEMBER_META, train_member
+from rewardsoup.training import objectives
+from rewardsoup.core.errors import ConfigError, DataError, ModelError
+from rewardsoup.scoring.rewards import tokenize
+from rewardsoup.training.member import MEMBER_META, train_member
 
 
 def _shapes(folder):
@@ -49,7 +49,7 @@ def test_training_moves_parameters_keeps_shapes_and_writes_metadata(train, tiny_
 
 
 def test_left_truncation_keeps_the_final_reply():
-    from rewardsoup.models import load_gpt2_tokenizer
+    from rewardsoup.models.assets import load_gpt2_tokenizer
 
     tok = load_gpt2_tokenizer()
     text = "Human: " + "blah " * 200 + "\n\nAssistant: THE FINAL REPLY"
@@ -136,8 +136,8 @@ def test_base_that_is_not_a_one_logit_classifier_is_refused(compose_cfg, smoke_o
     import json
     import shutil
 
-    from rewardsoup.base import BASE_META, base_metadata
-    from rewardsoup.models import tiny_model_dir
+    from rewardsoup.models.base import BASE_META, base_metadata
+    from rewardsoup.models.assets import tiny_model_dir
 
     fake = tmp_path / "causal-lm-base"
     shutil.copytree(tiny_model_dir("gpt2"), fake)  # a causal LM where the base should be
@@ -185,7 +185,7 @@ def _test_accuracy(cfg, model_dir) -> tuple[float, int]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardsoup.data import load_splits
-    from rewardsoup.evaluation import evalset_from_split, row_credit, score_evalset
+    from rewardsoup.scoring.metrics import evalset_from_split, row_credit, score_evalset
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     test = load_splits(cfg.data, tok).test

@@ -12,7 +12,7 @@ import pytest
 from rewardsoup.data import load_canonical, sources
 from rewardsoup.data.adapters import ADAPTERS, split_hh_pair
 from rewardsoup.data.schema import coerce_label
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.core.errors import ConfigError, DataError
 
 
 def write_jsonl(path, rows):

@@ -10,7 +10,7 @@ import pytest
 from rewardsoup.data import demo_harmless_text, demo_text
 from rewardsoup.data.demo import DEMO_SIZES, demo_rows
 from rewardsoup.data.schema import pair_texts
-from rewardsoup.errors import ConfigError
+from rewardsoup.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from datasets import Dataset
 from rewardsoup.data import build_pairs, load_splits, pairs_to_binary
 from rewardsoup.data.schema import BINARY_FEATURES, PAIRWISE_FEATURES, pair_texts
 from rewardsoup.data.split import split_dataset, split_fractions
-from rewardsoup.errors import ConfigError
+from rewardsoup.core.errors import ConfigError
 
 
 def binary(rows):

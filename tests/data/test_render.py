@@ -6,7 +6,7 @@ import pytest
 
 from rewardsoup.data import render
 from rewardsoup.data.render import parse_hh_transcript, render_conversation, render_prompt_and_reply
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.core.errors import ConfigError, DataError
 
 
 def test_plain_matches_hh_rlhf_format():

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from rewardsoup.data import load_canonical, load_splits, sources
 from rewardsoup.data.schema import MULTI, MULTI_FEATURES, multi_texts, validate_multi
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.core.errors import ConfigError, DataError
 
 FIXTURE = Path(__file__).with_name("reward_bench_small.jsonl")
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -159,7 +159,7 @@ def test_every_row_goes_to_test():
 
 @pytest.mark.parametrize("objective", ["pairwise", "binary"])
 def test_training_on_it_is_refused(objective):
-    from rewardsoup.objectives import adapt_splits, get_objective
+    from rewardsoup.training.objectives import adapt_splits, get_objective
 
     splits = load_splits({"name": "rb_small", "adapter": "reward_bench", "source": str(FIXTURE), "split": None})
     with pytest.raises(DataError) as err:

@@ -28,7 +28,7 @@ from rewardsoup.data.schema import (
     validate_multi,
     validate_pairwise,
 )
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.core.errors import ConfigError, DataError
 
 HH_MARKER = "\n\nAssistant:"
 DEMO_SETS = {"thumbs": BINARY, "harmless": PAIRWISE}

@@ -58,7 +58,7 @@ from typing import Callable
 
 from rewardsoup.data import demo_harmless_text as H
 from rewardsoup.data import demo_text as T
-from rewardsoup.errors import ConfigError
+from rewardsoup.core.errors import ConfigError
 
 # Total rows, sized for the held-out floors of the demo data configs (val >= 200, test >= 400 rows, and pairs
 # for demo_pairs, which keeps about half the thumbs rows of a split); thumbs is a multiple of 20 so each of

@@ -21,7 +21,7 @@ from rewardsoup.data.pairs import build_pairs
 from rewardsoup.data.schema import BINARY, MULTI, PAIRWISE
 from rewardsoup.data.sources import read_source
 from rewardsoup.data.split import SPLITS, split_dataset, split_fractions
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.core.errors import ConfigError, DataError
 
 
 @dataclass

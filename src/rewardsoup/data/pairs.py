@@ -14,7 +14,7 @@ from typing import Any
 from datasets import Dataset
 
 from rewardsoup.data.schema import BINARY_FEATURES, PAIRWISE_FEATURES
-from rewardsoup.errors import DataError
+from rewardsoup.core.errors import DataError
 
 
 def build_pairs(binary_ds: Dataset, group_key: str | None = "group", seed: int = 0) -> tuple[Dataset, dict[str, Any]]:

@@ -19,7 +19,7 @@ import os
 import re
 from typing import Any
 
-from rewardsoup.errors import ConfigError, DataError
+from rewardsoup.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

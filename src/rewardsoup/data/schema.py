@@ -21,7 +21,7 @@ from typing import Any
 
 from datasets import Features, List, Value
 
-from rewardsoup.errors import DataError
+from rewardsoup.core.errors import DataError
 
 PAIRWISE = "pairwise"
 BINARY = "binary"

@@ -19,8 +19,8 @@ from typing import IO
 
 import datasets
 
-from rewardsoup.errors import DataError
-from rewardsoup.hub import hub_reachable
+from rewardsoup.core.errors import DataError
+from rewardsoup.core.hub import hub_reachable
 
 BUILDERS = {
     ".jsonl": "json",

@@ -17,7 +17,7 @@ from typing import Any
 from datasets import Dataset
 
 from rewardsoup.data.schema import BINARY, pair_texts
-from rewardsoup.errors import ConfigError
+from rewardsoup.core.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 

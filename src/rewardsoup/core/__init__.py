@@ -1,0 +1,1 @@
+"""Below every stage: errors, atomic writes, the job boundary (one `error:` line), W&B tracking, hub checks."""

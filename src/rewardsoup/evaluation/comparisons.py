@@ -1,0 +1,55 @@
+"""Paired comparisons on the same held-out rows: soups against the specialists, members against the
+reference rows, and the recipe's 2-point bar.
+
+For each dataset:
+- a soup or baseline is compared with the BEST member on that dataset (the specialist): the difference of
+  accuracies with a paired bootstrap 95% interval (`stats.paired`: the same resampled rows for both), and
+  the recipe's bar (lose at most 2 points) read from that interval: holds / fails / cannot tell at n=…;
+- a member is compared with the reference rows, `base` (the untrained merge-ready base) and `length`
+  (the length heuristic): it has learnt something only where both paired intervals lie above 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rewardsoup.scoring import stats
+from rewardsoup.scoring.metrics import Scored, row_credit
+
+REFERENCES = ("base", "length")  # reference rows every table shows (kind "reference")
+
+
+def _diff(a: Scored, b: Scored, bootstrap: int, seed: int) -> dict[str, float]:
+    return stats.paired(row_credit(a.evalset, a.rewards), row_credit(b.evalset, b.rewards), bootstrap, seed)
+
+
+def best_member(results: Mapping[str, Mapping[str, Mapping]], kinds: Mapping[str, str], dataset: str) -> str | None:
+    """The member with the highest accuracy on `dataset` (the first by name on ties)."""
+    members = sorted(m for m in results if kinds[m] == "member" and dataset in results[m])
+    return max(members, key=lambda m: results[m][dataset]["accuracy"]) if members else None
+
+
+def compare(scored: Mapping[str, Mapping[str, Scored]], results: Mapping[str, Mapping[str, Mapping]],
+            kinds: Mapping[str, str], bootstrap: int = 1000, seed: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
+    """model -> dataset -> the paired fields to add to its row (see the module docstring)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in scored}
+    datasets = list(next(iter(scored.values())).keys()) if scored else []
+    for ds in datasets:
+        best = best_member(results, kinds, ds)
+        for model, by_ds in scored.items():
+            fields: dict[str, Any] = {}
+            if kinds[model] in ("soup", "baseline") and best is not None:
+                d = _diff(by_ds[ds], scored[best][ds], bootstrap, seed)
+                fields.update({"best_member": best, "vs_best_member": d["diff"], "vs_best_member_lo": d["lo"],
+                               "vs_best_member_hi": d["hi"], "bar": stats.bar_verdict(d)})
+            elif kinds[model] == "member":
+                beats = []
+                for ref in REFERENCES:
+                    if ref in scored and kinds.get(ref) == "reference":
+                        d = _diff(by_ds[ds], scored[ref][ds], bootstrap, seed)
+                        fields.update({f"vs_{ref}": d["diff"], f"vs_{ref}_lo": d["lo"], f"vs_{ref}_hi": d["hi"]})
+                        beats.append(d["lo"] > 0)
+                if beats:
+                    fields["beats_references"] = all(beats)
+            out[model][ds] = fields
+    return out

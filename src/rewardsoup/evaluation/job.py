@@ -1,0 +1,141 @@
+"""evaluate.py's work: score members, soups and baselines on every configured dataset, print the table.
+
+Models come from `evaluate.models` (name -> folder) or, when empty, every member under `paths.members`
+and every soup under `paths.soups`. Baselines computed in the same run: the uniform soup (equal-weight
+linear merge of the members, in memory) and the logit ensemble (mean of member rewards, no merge).
+Reference rows: `base` (the untrained merge-ready base) and `length` (the length heuristic, its direction
+chosen on val). Soups are compared with the best member, members with the references, on the same rows
+with paired intervals (`rewardsoup.evaluation.comparisons`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rewardsoup.evaluation import tables
+from rewardsoup.models.base import check_reward_model
+from rewardsoup.core.errors import ConfigError
+from rewardsoup.scoring.evalsets import load_evalset
+from rewardsoup.evaluation.comparisons import compare
+from rewardsoup.scoring.metrics import Scored, ensemble, metrics, score_evalsets
+from rewardsoup.evaluation.lengths import length_bias, length_reference, plot_length_bias
+from rewardsoup.evaluation.best_of_n import dataset_best_of_n
+from rewardsoup.core.tracking import start_run
+from rewardsoup.merging.merge import apply_state_dict, load_state_dict, merge_in_memory
+
+MEMBER_FILE, SOUP_FILE = "rewardsoup_member.json", "mergekit_config.yml"
+
+
+def model_kind(path: Path) -> str:
+    if (path / MEMBER_FILE).exists():
+        return "member"
+    return "soup" if (path / SOUP_FILE).exists() else "model"
+
+
+def discover_models(cfg: DictConfig) -> dict[str, tuple[str, Path]]:
+    """name -> (kind, folder). Explicit `models` win; otherwise members and soups found under paths."""
+    if cfg.get("models"):
+        found = {}
+        for name, path in cfg.models.items():
+            path = Path(str(path))
+            check_reward_model(path)
+            found[str(name)] = (model_kind(path), path)
+        return found
+    found = {}
+    for root in (Path(cfg.paths.members), Path(cfg.paths.soups)):
+        for path in sorted(root.glob("*")) if root.exists() else []:
+            if path.is_dir() and not path.name.startswith(".") and model_kind(path) != "model":
+                found[path.name] = (model_kind(path), path)
+    if not found:
+        raise ConfigError(f"no models to evaluate: none given in `models` and none found under "
+                          f"{cfg.paths.members} or {cfg.paths.soups} (train members first)")
+    return found
+
+
+def uniform_soup(base_dir: Path, members: dict[str, Path]):
+    """Equal-weight linear merge of the members, in memory, loaded into a resident base model."""
+
+    sds = {name: load_state_dict(path) for name, path in members.items()}
+    merged = merge_in_memory("linear", None, sds, weights={n: 1.0 for n in sds}, params={"normalize": True})
+    return apply_state_dict(load_reward_model(base_dir), merged)
+
+
+def _reference_length(cfg: DictConfig, datasets: list[str], scored_sets: list, tokenizer_dir: Path,
+                      max_length: int) -> tuple[dict, list[str]]:
+    """The length heuristic's Scored per dataset, its direction chosen on each val split."""
+    out, notes = {}, []
+    for ds, es in zip(datasets, scored_sets):
+        val = load_evalset(ds, cfg.datasets[ds], "val", tokenizer_dir, max_length, cfg.paths.cache)
+        out[ds], info = length_reference(es, val)
+        notes.append(f"length on {ds}: {info['rule']} (chosen on {info['chosen_on']})")
+    return out, notes
+
+
+def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
+    """Score every model, the baselines and the reference rows on `cfg.split`; write and print the table."""
+    models = discover_models(cfg)
+    split, max_length, bs = str(cfg.split), int(cfg.max_length), int(cfg.batch_size)
+    boot = int(cfg.bootstrap)
+    datasets = list(cfg.datasets.keys())
+    kinds = {name: kind for name, (kind, _) in models.items()}
+    tokenizer_dir = next(iter(models.values()))[1]
+    evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache) for ds in datasets]
+    scored: dict[str, dict[str, Scored]] = {}
+    bon = cfg.get("best_of_n") or {}
+    bon_results: dict[str, dict[str, dict]] = {}
+
+    def run(name: str, model) -> None:
+        scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs)))
+        if bon.get("enabled", False):  # best-of-n accuracy on pairwise sets (sampling.py)
+            bon_results[name] = {ds: dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length, bs,
+                                                       int(bon.get("min_candidates", 2)), boot)
+                                 for ds, es in zip(datasets, evalsets) if es.schema == "pairwise"}
+        print(f"[rewardsoup] scored {name} ({kinds[name]})", flush=True)
+
+    for name, (kind, path) in models.items():
+        run(name, load_reward_model(path))
+    members = {n: p for n, (k, p) in models.items() if k == "member"}
+    baselines, references = cfg.get("baselines") or {}, cfg.get("references") or {}
+    if len(members) >= 2 and baselines.get("ensemble", True):
+        kinds["logit_ensemble"] = "baseline"
+        scored["logit_ensemble"] = {ds: ensemble([scored[m][ds] for m in members]) for ds in datasets}
+    base_dir = Path(cfg.model.base_dir)
+    if len(members) >= 2 and baselines.get("uniform_soup", True) and base_dir.exists():
+        kinds["uniform_soup"] = "baseline"
+        run("uniform_soup", uniform_soup(base_dir, members))
+    if references.get("base", True) and base_dir.exists() and "base" not in kinds:
+        kinds["base"] = "reference"
+        run("base", load_reward_model(base_dir))
+    notes: list[str] = []
+    if references.get("length", True) and "length" not in kinds:
+        kinds["length"] = "reference"
+        scored["length"], notes = _reference_length(cfg, datasets, evalsets, tokenizer_dir, max_length)
+    return _report(cfg, split, datasets, models, scored, kinds, bon_results, notes)
+
+
+def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scored: dict, kinds: dict,
+            bon_results: dict, notes: list[str]) -> dict[str, Any]:
+    """Metrics, paired comparisons and length bias of every scored model -> table, files, W&B."""
+    boot = int(cfg.bootstrap)
+    results = {name: {ds: {**metrics(s, boot), **length_bias(s), **bon_results.get(name, {}).get(ds, {})}
+                      for ds, s in by_ds.items()} for name, by_ds in scored.items()}
+    for name, by_ds in compare(scored, results, kinds, boot).items():
+        for ds, fields in by_ds.items():
+            results[name][ds].update(fields)
+    table_rows = tables.rows(results, kinds)
+    title = f"Held-out accuracy on the {split} splits"
+    out_dir = Path(cfg.paths.reports) / f"evaluate-{split}"
+    md = tables.write_report(out_dir, table_rows, datasets, title,
+                             {"split": split, "models": {n: str(p) for n, (_, p) in models.items()}, "notes": notes},
+                             notes, {"length_bias.png": lambda p: plot_length_bias(results, datasets, p)})
+    print("\n" + md, flush=True)
+    print(f"[rewardsoup] report: {out_dir}/table.md (+ results.csv, results.json, length_bias.png)", flush=True)
+    with start_run(cfg, job_type="evaluate", name=f"evaluate-{split}") as tracker:
+        cols = list(dict.fromkeys(k for r in table_rows for k in r))
+        tracker.table(f"eval/{split}", cols, [[r.get(c) for c in cols] for r in table_rows])
+        tracker.image(f"eval/{split}/length_bias", str(out_dir / "length_bias.png"))
+        tracker.summary({f"{r['model']}/mean": r["mean"] for r in table_rows})
+    return {"rows": table_rows, "report": str(out_dir)}

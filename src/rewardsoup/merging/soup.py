@@ -1,0 +1,64 @@
+"""merge.py's work: merge the named members into one soup on disk with mergekit.
+
+The merge request comes from `cfg.merge` (method, per-member weights keyed by member NAME, density, global
+parameters) and `cfg.members` (name -> folder); `cfg.model.base_dir` is mergekit's `base_model`. Every
+pre-flight check runs before mergekit; the soup is written atomically with the exact mergekit YAML
+beside it (`mergekit-yaml outputs/soups/NAME/mergekit_config.yml OUT` reproduces it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rewardsoup.core.errors import ConfigError
+from rewardsoup.merging.merge import mergekit_config, merge_to_disk, method_spec, preflight
+from rewardsoup.core.tracking import start_run
+
+
+def merge_request(cfg: DictConfig) -> dict[str, Any]:
+    """The plain merge request of `cfg`: method, base, members (maybe a subset), weights, density, params."""
+    m = OmegaConf.to_container(cfg.merge, resolve=True)
+    members = {str(k): str(v) for k, v in OmegaConf.to_container(cfg.members, resolve=True).items()}
+    use = m.get("use")
+    if use:
+        unknown = [n for n in use if n not in members]
+        if unknown:
+            raise ConfigError(f"merge.use names unknown member {unknown[0]!r}; members: {', '.join(members)}")
+        members = {n: members[n] for n in use}
+    spec = method_spec(str(m["method"]))
+    params = {k: m[k] for k in spec.global_params if k in m and m[k] is not None}
+    weights = m.get("weights") or None
+    if weights and use:  # a subset merge uses the subset's weights only
+        weights = {n: w for n, w in weights.items() if n in members}
+    return {"method": spec.name, "base": str(cfg.model.base_dir), "members": members,
+            "weights": weights if "weight" in spec.member_params else None,
+            "density": m.get("density") if "density" in spec.member_params else None,
+            "params": params, "dtype": str(m.get("dtype", "float32")), "seed": m.get("seed")}
+
+
+def checked_config(r: dict[str, Any]) -> dict[str, Any]:
+    """Every pre-flight check on request `r`, then its exact mergekit YAML dict."""
+    base = r["base"] if method_spec(r["method"]).uses_base else None
+    preflight(r["method"], base, r["members"], r["weights"], r["density"], r["params"])
+    return mergekit_config(r["method"], base, r["members"], r["weights"], r["density"], r["params"],
+                           r.get("dtype", "float32"))
+
+
+def export(r: dict[str, Any], out: Path) -> Path:
+    """Request `r` merged by mergekit into `out` (atomic, YAML beside it)."""
+    return merge_to_disk(checked_config(r), out, overwrite=True, seed=r.get("seed"))
+
+
+def merge_soup(cfg: DictConfig) -> str:
+    """Pre-flight, then mergekit into `merge.output_dir` (atomic, YAML beside it); returns the folder."""
+    r = merge_request(cfg)
+    config = checked_config(r)  # before the W&B run opens: bad input leaves nothing behind
+    out = Path(cfg.merge.output_dir)
+    with start_run(cfg, job_type="merge", name=out.name) as tracker:
+        merge_to_disk(config, out, overwrite=True, seed=r["seed"])
+        tracker.summary({"soup": str(out), **{f"weight/{k}": v for k, v in (r["weights"] or {}).items()}})
+    print(f"[rewardsoup] soup '{out.name}' ({r['method']}, members {', '.join(r['members'])}) -> {out}", flush=True)
+    return str(out)

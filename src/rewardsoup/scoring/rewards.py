@@ -1,0 +1,110 @@
+"""The one path from text to reward: tokenize (left-truncated) -> forward -> one logit.
+
+Training's validation, evaluate.py, sweeps, best-of-N and `scalar_score` all call these functions, so a
+reward means the same thing everywhere. Texts are already rendered (`rewardsoup.data.render`).
+
+Left truncation: when a text is longer than `max_length` tokens its BEGINNING is cut, because the final
+reply is what is judged. Nothing is ever dropped; `Tokenized.truncated` counts what was cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from rewardsoup.models.loading import load_scorer
+
+
+@dataclass
+class Tokenized:
+    ids: list[list[int]]
+    truncated: int  # how many texts lost their beginning
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
+    """Token ids per text, keeping the LAST `max_length` tokens (no special tokens added)."""
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    full = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ids = [seq[-max_length:] for seq in full]
+    truncated = sum(len(seq) > max_length for seq in full)
+    return Tokenized(ids=ids, truncated=truncated)
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sequence; the classifier reads the last non-pad token."""
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        attention[i, : len(s)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention}
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32) -> np.ndarray:
+    """One fp32 logit per sequence, under inference_mode: each distinct sequence is run once (pairs built
+    from a binary set repeat its texts), sorted by length so batches pad little."""
+    first: dict[tuple, int] = {}
+    where = np.array([first.setdefault(tuple(s), len(first)) for s in ids], dtype=np.int64)
+    unique = list(first)
+    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+    out = np.empty(len(unique), dtype=np.float64)
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in pad_batch([unique[i] for i in idx], pad_id).items()}
+            logits = model(**batch).logits.float().reshape(len(idx), -1)[:, 0]
+            out[idx] = logits.cpu().numpy()
+    model.train(was_training)
+    return out[where]
+
+
+def score_texts(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 32) -> np.ndarray:
+    """Rewards (raw logits) for rendered texts."""
+    if not len(texts):
+        return np.empty(0)
+    tok = tokenize(tokenizer, texts, max_length)
+    return score_ids(model, tok.ids, tokenizer.pad_token_id, batch_size)
+
+
+def score_pairs(model, tokenizer, chosen: Sequence[str], rejected: Sequence[str], max_length: int,
+                batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Rewards of chosen and rejected texts, scored together so both sides share batches."""
+    scores = score_texts(model, tokenizer, list(chosen) + list(rejected), max_length, batch_size)
+    return scores[: len(chosen)], scores[len(chosen):]
+
+
+def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
+    """Fraction with chosen > rejected; ties count as wrong."""
+    return float(np.mean(chosen > rejected)) if len(chosen) else float("nan")
+
+
+def binary_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction with (logit > 0) == label, i.e. sigmoid(logit) > 0.5 predicts liked."""
+    return float(np.mean((logits > 0) == (np.asarray(labels) == 1))) if len(logits) else float("nan")
+
+
+def scalar_score(model_path, texts: Sequence[str] | str, max_length: int = 1024, batch_size: int = 32) -> list[float]:
+    """P(liked) = sigmoid(reward) for each rendered text, from a saved member or soup.
+
+    Equal to `transformers.pipeline("text-classification", model=model_path)` scores for texts within
+    `max_length` tokens (the pipeline applies the same sigmoid to a one-logit head).
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    model, tokenizer = load_scorer(model_path)
+    logits = score_texts(model, tokenizer, texts, max_length, batch_size)
+    return (1.0 / (1.0 + np.exp(-logits))).tolist()

@@ -1,0 +1,83 @@
+"""The sweep ledger: one JSON line per trial in `<sweep dir>/ledger.jsonl`, plus `sweep.json`.
+
+`sweep.json` records what the sweep is about (base, members, datasets, objective); a ledger row records
+one trial's merge request (method, weights by member name, density, parameters, seed) and every
+per-dataset val accuracy with the objective. Appends are atomic: one `write` of one line to a file opened
+with O_APPEND under an exclusive lock, so parallel launchers never interleave rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from rewardsoup.core.atomic import atomic_write_json
+from rewardsoup.core.errors import ConfigError
+
+LEDGER, HEADER = "ledger.jsonl", "sweep.json"
+
+
+def header_for(request: Mapping[str, Any], datasets: list[str], objective: Mapping[str, Any]) -> dict:
+    return {"base": request["base"], "members": dict(sorted(request["members"].items())),
+            "datasets": sorted(datasets), "objective": dict(objective)}
+
+
+def open_sweep(sweep_dir: str | Path, header: Mapping[str, Any]) -> Path:
+    """Create the sweep folder, or check that an existing one belongs to the same members and datasets."""
+    sweep_dir = Path(sweep_dir)
+    path = sweep_dir / HEADER
+    if path.exists():
+        found = json.loads(path.read_text())
+        for key in ("members", "datasets", "base"):
+            if found.get(key) != header.get(key):
+                raise ConfigError(f"the ledger in {sweep_dir} is from a different sweep: its {key} are "
+                                  f"{found.get(key)}, this run's are {header.get(key)}; use another "
+                                  f"sweep.name or delete that folder")
+        return sweep_dir
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, dict(header))
+    return sweep_dir
+
+
+def append(sweep_dir: str | Path, row: Mapping[str, Any]) -> None:
+    line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
+    fd = os.open(Path(sweep_dir) / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def read(sweep_dir: str | Path) -> tuple[dict, list[dict]]:
+    """(header, rows) of a finished or running sweep; a folder that is not a sweep is a clear error."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / HEADER).exists():
+        raise ConfigError(f"{sweep_dir} is not a sweep folder (no {HEADER}); run `python merge.py -m …` first")
+    header = json.loads((sweep_dir / HEADER).read_text())
+    rows = []
+    path = sweep_dir / LEDGER
+    for i, line in enumerate(path.read_text().splitlines() if path.exists() else [], 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:  # a torn last line from a kill -9: skip it, say so
+                print(f"[rewardsoup] {path}:{i}: unreadable ledger row skipped ({exc})")
+    return header, rows
+
+
+def request_key(request: Mapping[str, Any]) -> str:
+    """Identity of a merge request, to find a trial already in the ledger."""
+    keep = {k: request.get(k) for k in ("method", "members", "weights", "density", "params", "seed", "dtype")}
+    keep["members"] = sorted(keep["members"] or {})
+    return json.dumps(keep, sort_keys=True, default=str)
+
+
+def find(rows: list[dict], request: Mapping[str, Any]) -> dict | None:
+    key = request_key(request)
+    return next((r for r in rows if r.get("key") == key), None)
