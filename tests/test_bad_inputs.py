@@ -58,7 +58,7 @@ CASES = [
     ("all-zero-weights", "merge", ["merge.weights.thumbs=0", "merge.weights.pairs=0", "merge.weights.harmless=0"], ["zero"]),
     ("pick-non-sweep", "merge", ["mode=pick", "sweep.dir={d}"], ["not a sweep folder"]),
     ("unknown-mode", "merge", ["mode=bake"], ["bake"]),
-    ("bad-objective-kind", "merge", ["mode=trial", "objective.kind=median"], ["median"]),
+    ("bad-objective-kind", "merge", ["mode=trial", "sweep.objective.kind=median"], ["median"]),
     ("evaluate-causal-lm", "evaluate", ["+models.lm={lm}"], ["one logit"]),
     ("evaluate-bad-split", "evaluate", ["+models.m={member}", "split=dev"], ["dev"]),
 ]

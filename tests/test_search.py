@@ -58,7 +58,7 @@ def test_objective_kinds():
     assert objective.objective_value(vals, {"kind": "mean"}) == pytest.approx(0.75)
     assert objective.objective_value(vals, {"kind": "worst"}) == 0.6
     assert objective.objective_value(vals, {"kind": "weighted", "weights": {"a": 3, "b": 1}}) == pytest.approx(0.825)
-    with pytest.raises(ConfigError, match="objective.weights"):
+    with pytest.raises(ConfigError, match="sweep.objective.weights"):
         objective.objective_value(vals, {"kind": "weighted", "weights": {"c": 1}})
     with pytest.raises(ConfigError, match="median"):
         objective.objective_value(vals, {"kind": "median"})

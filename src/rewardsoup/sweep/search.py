@@ -53,12 +53,12 @@ def flat_params(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _header(cfg: DictConfig, request: Mapping[str, Any]) -> dict:
-    return ledger.header_for(request, list(cfg.datasets.keys()), OmegaConf.to_container(cfg.objective, resolve=True))
+    return ledger.header_for(request, list(cfg.datasets.keys()), OmegaConf.to_container(cfg.sweep.objective, resolve=True))
 
 
 def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any) -> dict[str, Any]:
     """Score one request (or reuse its ledger row), log one W&B run, append one ledger row."""
-    objective_value({ds: 0.5 for ds in cfg.datasets}, OmegaConf.to_container(cfg.objective, resolve=True))  # checked before anything is written
+    objective_value({ds: 0.5 for ds in cfg.datasets}, OmegaConf.to_container(cfg.sweep.objective, resolve=True))  # checked before anything is written
     sweep_dir = ledger.open_sweep(cfg.sweep.dir, _header(cfg, merge_request(cfg)))  # the sweep's full member set
     _, rows = ledger.read(sweep_dir)
     done = ledger.find(rows, request)

@@ -28,7 +28,7 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]
                 for name in names]
     scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size))
     detail = {name: metrics(s, bootstrap=0) for name, s in zip(names, scored)}
-    objective = OmegaConf.to_container(cfg.objective, resolve=True)
+    objective = OmegaConf.to_container(cfg.sweep.objective, resolve=True)
     per_dataset = {name: dataset_score(m, objective) for name, m in detail.items()}
     value = objective_value(per_dataset, objective)
     if not math.isfinite(value):
