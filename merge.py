@@ -7,7 +7,8 @@ splits (see rewardsoup.sweep.search); `mode=pick` exports and tests the best tri
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.core.jobs import run_job
+import rewardsoup.schemas  # noqa: F401  (registers the config schemas before Hydra composes)
+from rewardsoup.core.jobs import entry, run_job
 
 
 @hydra.main(config_path="conf", config_name="merge", version_base="1.3")
@@ -18,4 +19,4 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -3,7 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from rewardsoup.core.jobs import run_job
+import rewardsoup.schemas  # noqa: F401  (registers the config schemas before Hydra composes)
+from rewardsoup.core.jobs import entry, run_job
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
@@ -14,4 +15,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    entry(main)

@@ -26,6 +26,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.data.schema import pair_texts  # noqa: E402
+from rewardsoup.models.base import MEMBER_META  # noqa: E402
 from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
 from rewardsoup.training.member import train_member  # noqa: E402
 
@@ -61,7 +62,7 @@ def main() -> None:
                                                 "train.lr=2e-5"])
         start = time.monotonic()
         acc = train_member(cfg)
-        meta = json.loads((Path(cfg.train.output_dir) / "rewardsoup_member.json").read_text())
+        meta = json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())
         results[name] = {"val_accuracy": round(acc, 4), "val_n": meta["val"]["n"],
                          "train_n": meta["split_sizes"]["train"], "wall_s": round(time.monotonic() - start, 1),
                          "left_truncated": meta["tokenization"]["left_truncated"]}

@@ -33,7 +33,7 @@ from rewardsoup.merging import trim  # noqa: E402
 from rewardsoup.scoring.evalsets import build_evalset, load_evalset  # noqa: E402
 from rewardsoup.models.loading import load_reward_model  # noqa: E402
 from rewardsoup.scoring.metrics import score_evalsets  # noqa: E402
-from rewardsoup.merging.merge import mergekit_config  # noqa: E402
+from rewardsoup.merging.on_disk import mergekit_config  # noqa: E402
 from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
 from rewardsoup.merging.soup import merge_request  # noqa: E402
 from rewardsoup.sweep.resident import resident  # noqa: E402

@@ -38,7 +38,7 @@ from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.scoring.metrics import evalset_from_split, row_credit, score_evalsets  # noqa: E402
 from rewardsoup.evaluation.lengths import length_reference  # noqa: E402
 from rewardsoup.training.objectives import adapt_splits, get_objective  # noqa: E402
-from rewardsoup.pipeline.run import compose_cfg, load_recipe, member_overrides  # noqa: E402
+from rewardsoup.pipeline.recipes import compose_cfg, load_recipe, member_overrides  # noqa: E402
 from rewardsoup.training.member import MEMBER_META, train_member  # noqa: E402
 
 # name -> train.py overrides on top of the real recipe's hh member. Every variant names its scheduler, so a

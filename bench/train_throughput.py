@@ -26,7 +26,7 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import rewardsoup.core.jobs  # noqa: E402,F401
+import rewardsoup.schemas  # noqa: E402,F401  (config schemas and resolvers, before compose)
 from rewardsoup.models.base import build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.training.objectives import OBJECTIVES  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import rewardsoup.core.jobs  # noqa: F401  (registers the `abspath` resolver)
+import rewardsoup.schemas  # noqa: F401  (registers the config schemas and the `abspath` resolver)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

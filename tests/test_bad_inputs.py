@@ -1,11 +1,15 @@
 """Bad input across stages: one clear `error:` line naming the problem, exit code 1, no partial output.
 
-Each case runs the stage's work function the way its entry point does (`run_job`), on the real configs.
+Each case of CASES runs the stage's work function the way its entry point does (`run_job`), on the real
+configs; each of CLI_CASES runs an entry point on a config that fails to compose or breaks a value rule.
 """
 
+import subprocess
+import sys
 
 import pytest
 
+from conftest import ROOT
 from rewardsoup.core.jobs import run_job
 
 
@@ -29,6 +33,7 @@ def data_files(tmp_path):
     (d / "no_col.jsonl").write_text('{"chosen": "a", "reject": "b"}\n')
     (d / "bad_label.jsonl").write_text('{"text": "hi", "label": "maybe"}\n')
     (d / "empty_text.jsonl").write_text('{"text": "", "label": 1}\n')
+    (d / "empty.jsonl").write_text("")
     return d
 
 
@@ -38,6 +43,8 @@ CASES = [
     ("malformed-json-line", "train", ["data=local_pairs", "data.source={d}/bad_json.jsonl"], ["bad_json.jsonl", "line 2"]),
     ("missing-column", "train", ["data=local_pairs", "data.source={d}/no_col.jsonl"], ["no_col.jsonl", "rejected"]),
     ("bad-label", "train", ["data=local_binary", "data.source={d}/bad_label.jsonl"], ["label", "maybe"]),
+    ("empty-file", "train", ["data=local_pairs", "data.source={d}/empty.jsonl"], ["empty.jsonl", "no rows"]),
+    ("source-not-given", "train", ["data=local_pairs"], ["data.source", "???"]),
     ("empty-text", "train", ["data=local_binary", "data.source={d}/empty_text.jsonl"], ["empty_text.jsonl", "text"]),
     ("unknown-adapter", "train", ["data.adapter=nope"], ["adapter", "nope"]),
     ("unknown-objective", "train", ["objective.name=nope"], ["objective", "nope"]),
@@ -85,5 +92,38 @@ def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_mem
     assert after == [f for f in before if not f.startswith(("cache/", "wandb/"))]  # nothing half-written
 
 
-def test_there_are_at_least_twenty_cases():
-    assert len(CASES) >= 20 and len({c[1] for c in CASES}) == 3
+def test_cases_cover_every_entry_point_with_unique_ids_and_expected_words():
+    """Each of train.py, merge.py and evaluate.py has bad-input cases; no id hides another; every case names words.
+
+    (sample.py's bad inputs are in tests/test_sampling.py::test_bad_inputs_are_clear_errors.)
+    """
+    ids = [c[0] for c in CASES]
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []  # pytest would rename a duplicate id silently
+    assert {c[1] for c in CASES} == {"train", "merge", "evaluate"}
+    assert all(callable(_work(root)) for root in ("train", "merge", "evaluate"))
+    no_words = [c[0] for c in CASES if not c[3] or not all(isinstance(w, str) and w.strip() for w in c[3])]
+    assert no_words == []  # a case with no expected words would only check the exit code
+
+
+CLI_CASES = [
+    # (id, entry point, overrides, expected words): the config does not compose, or breaks a value rule
+    ("misspelt-key", "train.py", ["train.lrr=1"], ["train.lrr", "did you mean train.lr?"]),
+    ("wrong-type", "train.py", ["train.epochs=abc"], ["train.epochs", "abc"]),
+    ("lr-not-positive-cli", "train.py", ["train.lr=-1"], ["train.lr=-1.0", "> 0"]),
+    ("misspelt-merge-key", "merge.py", ["merge.densty=0.5"], ["merge.densty", "merge.density?"]),
+    ("bootstrap-not-a-number", "evaluate.py", ["bootstrap=many"], ["bootstrap", "many"]),
+    ("sample-n-zero", "sample.py", ["prompt=hi", "n=0"], ["n=0", ">= 1"]),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_bad_config_on_the_command_line(case, out_root):
+    name, script, overrides, words = case
+    done = subprocess.run([sys.executable, script, "logger=none", "experiment=smoke", *overrides], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert _files(out_root) == []  # nothing written, not even Hydra's run folder

@@ -1,6 +1,7 @@
 """The real config tree composes for every choice, and its values mean what they say."""
 
 import itertools
+import re
 import subprocess
 import sys
 
@@ -69,14 +70,69 @@ def test_relative_root_becomes_absolute(compose_cfg):
         assert path.startswith("/") and "rel/out/" in path
 
 
+# A config value, as ../shared/tools/house.py counts them: a `key: value` line, or a `- key: value` list item
+# (so `defaults:` entries like `- model: tiny_gpt2` count; bare `- _self_` / `- override /x: y` do not).
+# A `key:` line opening a block is not a value: the leaves under it are.
+_VALUE_LINE = re.compile(r"^\s*(-\s+)?[\w.\-]+:\s+\S")
+
+
+def _has_comment(line: str) -> bool:
+    """True if the line ends in a YAML comment: a `#` after whitespace, outside quotes."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return True
+    return False
+
+
+def uncommented_values(text: str) -> list[int]:
+    """1-based numbers of the value lines in a YAML text that carry no trailing `# ...` comment."""
+    return [i for i, line in enumerate(text.splitlines(), 1)
+            if _VALUE_LINE.match(line) and not line.lstrip().startswith("#") and not _has_comment(line)]
+
+
+@pytest.mark.parametrize("text,bare", [
+    ("a: 1  # why\n", []),
+    ("a: 1\n", [1]),
+    ("# header comment\na: 1\n", [2]),                      # a file header does not comment its first value
+    ("# why a\na: 1  # why\nb: 2\n", [3]),                 # every value needs its own
+    ("block:  # a block\n  x: 1  # why\n  y: 2\n", [3]),   # the block line is no value; its leaves are
+    ("block:\n  x: {lo: 0, hi: 2}  # why\n", []),
+    ("defaults:\n  - _self_\n  - model: tiny  # why\n  - data: demo\n", [4]),  # list entries with a key count
+    ("defaults:\n  - override /model: tiny\n  - optuna\n", []),             # as in house.py: not counted
+    ("url: http://x/#frag\n", [1]),                         # `#` inside a value is no comment
+    ("tag: 'a # b'\n", [1]),
+    ("tag: \"a # b\"  # why\n", []),
+    ("lr: 5e-5               # why\n                         # and more\nb: 1  # why\n", []),
+])
+def test_uncommented_values_finds_every_bare_value(text, bare):
+    assert uncommented_values(text) == bare
+
+
+def test_uncommented_values_on_a_real_file(tmp_path):
+    """A real conf file stripped of its comments is all bare; the same file commented line by line passes."""
+    text = (ROOT / "conf" / "train.yaml").read_text()
+    stripped = "\n".join(re.sub(r"\s+#.*$", "", line) for line in text.splitlines()
+                         if not line.lstrip().startswith("#"))
+    values = [i for i, line in enumerate(stripped.splitlines(), 1) if _VALUE_LINE.match(line)]
+    assert len(values) > 20 and uncommented_values(stripped) == values
+    commented = tmp_path / "train.yaml"
+    commented.write_text("\n".join(line + "  # why" if i in values else line
+                                   for i, line in enumerate(stripped.splitlines(), 1)) + "\n")
+    assert uncommented_values(commented.read_text()) == []
+
+
 def test_every_config_value_is_commented():
-    """House rule: every value in conf/ carries a short comment with its reason (groups' leaf files)."""
-    missing = []
-    for path in sorted((ROOT / "conf").rglob("*.yaml")):
-        lines = path.read_text().splitlines()
-        if not any(line.lstrip().startswith("#") for line in lines):
-            missing.append(str(path.relative_to(ROOT)))
-    assert not missing, f"config files without a comment: {missing}"
+    """House rule: every value in conf/ carries a short comment with its reason, on its own line."""
+    missing = [f"{path.relative_to(ROOT)}:{n}"
+               for path in sorted((ROOT / "conf").rglob("*.yaml"))
+               for n in uncommented_values(path.read_text(encoding="utf-8"))]
+    assert not missing, f"{len(missing)} config values without a comment:\n" + "\n".join(missing)
 
 
 def test_cli_cfg_job_composes(out_root):

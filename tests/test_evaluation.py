@@ -229,7 +229,8 @@ def test_evaluate_scores_a_rewardbench_style_set_per_subset(compose_cfg, merge_o
     by_model = {r["model"]: r for r in evaluate_models(cfg)["rows"]}
     row = by_model["harmless"]
     es = evalsets.load_evalset("reward_bench", cfg.datasets.reward_bench, "test", tiny_members["harmless"], 64, None)
-    rewards = score_evalset(load_reward_model(tiny_members["harmless"]), es, 0).rewards
+    model = load_reward_model(tiny_members["harmless"])
+    rewards = score_evalset(model, es, model.config.pad_token_id).rewards  # the pad id evaluate scores with
     groups = np.split(rewards, np.cumsum(es.sizes)[:-1])
     hits = [1.0 if g[0] > g[1:].max() else 0.0 for g in groups]  # no ties with float rewards
     assert es.schema == "multi" and row["reward_bench_n"] == len(groups) == 13  # 12 rows, one with 2 chosen

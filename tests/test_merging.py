@@ -1,4 +1,4 @@
-"""rewardsoup.merging.merge against mergekit 0.1.5 itself: in-memory math == run_merge output, fast trim ==
+"""rewardsoup.merging (methods, in_memory, on_disk, state_dicts) against mergekit 0.1.5 itself: in-memory math == run_merge output, fast trim ==
 mergekit's trim, name-keyed configs, preflight errors, atomic outputs. Tiny seeded models only."""
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from safetensors.torch import load_file, save_file
 
 from rewardsoup.merging import trim
 from rewardsoup.core.errors import ConfigError, ModelError
-from rewardsoup.merging.merge import (
-    METHODS,
-    apply_state_dict,
-    load_state_dict,
-    merge_in_memory,
-    merge_to_disk,
-    mergekit_config,
-    preflight,
-)
+from rewardsoup.merging.in_memory import merge_in_memory
+from rewardsoup.merging.methods import METHODS
+from rewardsoup.merging.on_disk import merge_to_disk, mergekit_config, preflight
+from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
 
 NAMES = ("alpha", "bravo", "charlie")
 WEIGHTS = {"alpha": 1.0, "bravo": 0.5, "charlie": 0.75}
@@ -265,6 +260,19 @@ def test_registry_shape():
     assert "density" in METHODS["dare_ties"].member_params and "density" not in METHODS["linear"].member_params
     cut = mergekit_config("passthrough", None, {"alpha": "/m/alpha"}, params={"layer_range": [0, 1]})
     assert cut["slices"] == [{"sources": [{"model": "/m/alpha", "layer_range": [0, 1]}]}]
+
+
+def test_methods_are_read_from_mergekits_registry():
+    from mergekit.merge_methods import get
+
+    for name, spec in METHODS.items():
+        shared = {p.name: p.default for p in get(name).spec.parameters if p.scope.value == "shared"}
+        assert {k: v for k, v in shared.items() if k in spec.defaults} == dict(spec.defaults), name
+        assert set(shared) <= set(spec.global_params), name
+    assert METHODS["model_stock"].min_members == 2  # mergekit's 3 inputs include the base
+    assert "density" not in METHODS["task_arithmetic"].member_params  # mergekit would ignore it
+    with pytest.raises(ConfigError, match="'della' is in mergekit's registry but not wired"):
+        mergekit_config("della", "/m/base", {"alpha": "/m/alpha"})
 
 
 # ---------------------------------------------------------------- preflight errors, one by one

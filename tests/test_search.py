@@ -85,6 +85,27 @@ def test_ledger_of_other_members_and_non_sweep_folder_are_refused(sweep_cfg, tin
         search.run_trial(sweep_cfg("+merge.weights.ghost=1.0"))
 
 
+_APPENDER = """
+import sys
+from rewardsoup.sweep import ledger
+for i in range(int(sys.argv[2]), int(sys.argv[2]) + 40):
+    ledger.append(sys.argv[1], {"trial": i, "pad": "x" * 5000})
+"""
+
+
+def test_ledger_rows_from_parallel_processes_never_interleave_and_a_torn_line_is_skipped(tmp_path, capsys):
+    ledger.open_sweep(tmp_path, {"base": "b", "members": {}, "datasets": [], "objective": {}})
+    procs = [subprocess.Popen([sys.executable, "-c", _APPENDER, str(tmp_path), str(k * 40)]) for k in range(3)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert sorted(r["trial"] for r in ledger.read(tmp_path)[1]) == list(range(120))
+    with open(tmp_path / ledger.LEDGER, "a") as handle:
+        handle.write('{"trial": 999, "pa')  # a writer killed mid-row
+    ledger.append(tmp_path, {"trial": 120})
+    rows = ledger.read(tmp_path)[1]
+    assert [r["trial"] for r in rows][-1] == 120 and len(rows) == 121  # the torn row alone is lost
+    assert "unreadable ledger row skipped" in capsys.readouterr().out
+
+
 def test_pick_exports_the_best_trial_and_tests_it(sweep_cfg, out_root):
     for w in (0.2, 3.0):
         search.run_trial(sweep_cfg(f"merge.weights.harmless={w}"))
@@ -147,7 +168,7 @@ def test_optuna_sweep_logs_flat_runs_and_resumes(merge_overrides, out_root):
 @pytest.mark.parametrize("method,density", [("ties", 1.0), ("ties", 0.5), ("ties", 0.2), ("task_arithmetic", None),
                                             ("dare_ties", 0.5), ("linear", None)])
 def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density):
-    from rewardsoup.merging.merge import merge_in_memory
+    from rewardsoup.merging.in_memory import merge_in_memory
 
     extra = [f"merge.method={method}"] + ([f"merge.density={density}"] if density else [])
     if method == "dare_ties":
@@ -167,7 +188,7 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
     """A resident model after ties -> linear -> ties -> task arithmetic trials holds exactly each merge,
     with mergekit's trim order kept per member or (trial.trim_ranks=false) trimmed afresh each trial."""
     from rewardsoup.models.loading import load_reward_model
-    from rewardsoup.merging.merge import merge_in_memory
+    from rewardsoup.merging.in_memory import merge_in_memory
 
     requests = [merge_request(sweep_cfg(*extra)) for extra in (
         ["merge.density=0.5"], ["merge.method=linear"], ["merge.density=0.3", "merge.weights.harmless=2.0"],

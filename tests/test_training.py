@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from conftest import ROOT
 from rewardsoup.training import objectives
+from rewardsoup.core.config import validate
 from rewardsoup.core.errors import ConfigError, DataError, ModelError
 from rewardsoup.scoring.rewards import tokenize
 from rewardsoup.training.member import MEMBER_META, train_member
@@ -120,7 +122,7 @@ def test_resume_continues_from_the_last_checkpoint(train, compose_cfg, smoke_ove
 def test_empty_split_and_unknown_objective_are_clear_errors(train, out_root):
     with pytest.raises(DataError, match="no val rows"):
         train("data=demo_thumbs", "data.split.val=0.0")
-    with pytest.raises(ConfigError, match="unknown objective 'nope'"):
+    with pytest.raises(ConfigError, match="objective.name='nope': unknown"):
         objectives.get_objective("nope")
     assert not (out_root / "members" / "demo_thumbs-binary").exists()
 
@@ -298,9 +300,15 @@ def test_resume_with_a_head_lr_restores_its_param_groups(train, compose_cfg, smo
 
 
 def test_bad_train_settings_are_named(compose_cfg, smoke_overrides, out_root):
+    """Value rules (training/config.py) name the field; a value of the wrong type does not even compose."""
     for override, words in (("train.lr=0", "train.lr"), ("train.head_lr=-1", "train.head_lr"),
                             ("train.scheduler=foo", "train.scheduler"), ("train.head_init=xavier", "train.head_init"),
-                            ("train.warmup_ratio=-0.1", "train.warmup_ratio"), ("train.lr=abc", "train.lr")):
+                            ("train.warmup_ratio=-0.1", "train.warmup_ratio")):
         with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
-            train_member(compose_cfg("train", smoke_overrides + [override]))
+            validate(compose_cfg("train", smoke_overrides + [override]))
+    with pytest.raises(ConfigError, match=r"train\.epochs=0: .*max_steps"):  # no epoch and no step cap
+        validate(compose_cfg("train", smoke_overrides + ["train.epochs=0", "train.max_steps=-1"]))
+    with pytest.raises(ConfigCompositionException, match=r"train\.lr=abc"):
+        compose_cfg("train", smoke_overrides + ["train.lr=abc"])
+    validate(compose_cfg("train", smoke_overrides + ["train.epochs=0", "train.max_steps=2"]))  # max_steps caps it
     assert not (out_root / "members").exists()

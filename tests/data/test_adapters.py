@@ -231,6 +231,18 @@ def test_local_vs_hub_decision(tmp_path):
     assert not sources.is_local("Anthropic/hh-rlhf")
 
 
+def test_models_and_data_share_one_local_rule_and_one_offline_reading(monkeypatch):
+    from rewardsoup.core import hub
+    from rewardsoup.models import assets
+
+    assert sources.is_local is hub.is_local is assets.is_local
+    assert hub.is_local("../m") and hub.is_local("rows.csv") and not hub.is_local("HuggingFaceTB/SmolLM2-135M")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for value, offline in (("1", True), ("on", True), ("YES", True), ("true", True), ("0", False), ("", False)):
+        monkeypatch.setenv("HF_HUB_OFFLINE", value)
+        assert hub.hub_offline() is offline, value
+
+
 def test_unreachable_hub_fails_fast_with_local_path_hint(monkeypatch):
     monkeypatch.setattr(sources, "hub_reachable", lambda: False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

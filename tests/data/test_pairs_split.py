@@ -9,10 +9,12 @@ from collections import Counter
 
 import pytest
 from datasets import Dataset
+from hydra.errors import ConfigCompositionException
 
 from rewardsoup.data import build_pairs, load_splits, pairs_to_binary
 from rewardsoup.data.schema import BINARY_FEATURES, PAIRWISE_FEATURES, pair_texts
 from rewardsoup.data.split import split_dataset, split_fractions
+from rewardsoup.core.config import validate
 from rewardsoup.core.errors import ConfigError
 
 
@@ -138,10 +140,16 @@ def test_split_is_stable_across_python_hash_seeds():
     assert 40 <= len(here["val"]) <= 120 and 40 <= len(here["test"]) <= 120
 
 
-@pytest.mark.parametrize("cfg", [{"val": -0.1}, {"val": 0.5, "test": 0.5}, {"test": "lots"}])
-def test_bad_fractions_are_config_errors(cfg):
-    with pytest.raises(ConfigError, match="data.split"):
-        split_fractions(cfg)
+@pytest.mark.parametrize("overrides", [["data.split.val=-0.1"], ["data.split.val=0.5", "data.split.test=0.5"]])
+def test_bad_fractions_are_config_errors(compose_cfg, overrides):
+    with pytest.raises(ConfigError, match=r"data\.split"):  # the rules of data/config.py's SplitConfig
+        validate(compose_cfg("train", overrides))
+
+
+def test_a_fraction_that_is_no_number_fails_to_compose(compose_cfg):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("train", ["data.split.test=lots"])
+    assert "data.split.test" in str(err.value.__cause__)
 
 
 def test_split_fraction_defaults():

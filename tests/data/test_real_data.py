@@ -15,6 +15,8 @@ HH = DATA / "hh-rlhf-harmless-base-test.1800.jsonl.gz"
 KTO = DATA / "kto_en_demo.json"
 DPO = DATA / "dpo_en_demo.json"
 
+pytestmark = pytest.mark.slow  # real files from ../shared/data: run by `make test-slow`, not `make test`
+
 
 def need(path: Path) -> str:
     if not path.exists():

@@ -12,9 +12,10 @@ Select it in a primary config::
       - override hydra/sweeper: rewardsoup_optuna
 
 and see :class:`~hydra_plugins.rewardsoup_optuna.config.RewardsoupOptunaSweeperConf` for the fields.
-Each job sees its Optuna trial number in the environment variable ``REWARDSOUP_OPTUNA_TRIAL``.
+Each job sees its Optuna trial number in the environment variable ``REWARDSOUP_OPTUNA_TRIAL``
+(``TRIAL_ENV_VAR``, spelled once in ``rewardsoup.core.trial``).
 """
 
-TRIAL_ENV_VAR = "REWARDSOUP_OPTUNA_TRIAL"
+from rewardsoup.core.trial import TRIAL_ENV_VAR
 
 __all__ = ["TRIAL_ENV_VAR"]

@@ -23,9 +23,11 @@ from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from . import TRIAL_ENV_VAR
+from rewardsoup.core.plain import plain
+from rewardsoup.core.trial import TRIAL_ENV_VAR
+
 from .config import DIRECTIONS, SAMPLERS
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,6 @@ _RESERVED = {"true", "false", "null", "inf", "nan"}
 
 class SearchSpaceError(CompactHydraException):
     """An invalid ``hydra.sweeper`` setting or command line; the message names the offending key."""
-
-
-def _plain(x: Any) -> Any:
-    return OmegaConf.to_container(x, resolve=True) if isinstance(x, (DictConfig, ListConfig)) else x
 
 
 def _is_num(v: Any, types: Tuple[type, ...] = (int, float)) -> bool:
@@ -68,7 +66,7 @@ def parse_distribution(key: str, spec: Any) -> Any:
     """One ``params`` entry -> an Optuna distribution; raises SearchSpaceError naming ``key``."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    where, spec = f"hydra.sweeper.params['{key}']", _plain(spec)
+    where, spec = f"hydra.sweeper.params['{key}']", plain(spec)
     _require(isinstance(spec, dict), where, f"expected {{low, high}} or {{choices: [...]}}, got {spec!r}")
     if "choices" in spec:
         choices = spec["choices"]
@@ -132,10 +130,10 @@ class RewardsoupOptunaSweeper(Sweeper):
                  simplex: Any = None) -> None:
         super().__init__()
         self.sampler_name = str(sampler).lower()
-        self.sampler_kwargs = _plain(sampler_kwargs) or {}
+        self.sampler_kwargs = plain(sampler_kwargs) or {}
         self.seed, self.direction, self.n_trials, self.n_jobs = seed, str(direction).lower(), n_trials, n_jobs
         self.storage, self.study_name = storage, study_name
-        self.params, self.simplex = _plain(params) or {}, _plain(simplex) or []
+        self.params, self.simplex = plain(params) or {}, plain(simplex) or []
         self.hydra_context, self.config, self.launcher = None, None, None
 
     def validate(self) -> None:

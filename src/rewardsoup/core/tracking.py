@@ -14,7 +14,9 @@ import logging
 import os
 from typing import Any, Iterator, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from rewardsoup.core.plain import plain
 
 log = logging.getLogger("rewardsoup.core.tracking")
 
@@ -85,8 +87,8 @@ def start_run(cfg: DictConfig, job_type: str, name: str | None = None, group: st
     if logger.get("backend", "none") == "none":
         yield Tracker()
         return
-    resolved = config if config is not None else OmegaConf.to_container(cfg, resolve=True)
-    logger = OmegaConf.to_container(logger, resolve=True) if isinstance(logger, DictConfig) else dict(logger)
+    resolved = config if config is not None else plain(cfg)
+    logger = plain(logger)
     run = _init(logger, resolved, job_type, name, group, list(tags or []))
     try:
         yield Tracker(run)

@@ -292,4 +292,4 @@ ADAPTERS: dict[str, Adapter] = {
     "reward_bench": reward_bench,
     "demo": demo,
 }
-READS_SOURCE = {name for name in ADAPTERS if name != "demo"}
+BUILDS_OWN_ROWS = {"demo"}  # adapters that read no `source`; every other one (yours too) gets the rows read from it

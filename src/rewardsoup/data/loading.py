@@ -16,12 +16,14 @@ from typing import Any
 
 from datasets import Dataset
 
-from rewardsoup.data.adapters import ADAPTERS, READS_SOURCE
+from rewardsoup.data.adapters import ADAPTERS, BUILDS_OWN_ROWS
 from rewardsoup.data.pairs import build_pairs
 from rewardsoup.data.schema import BINARY, MULTI, PAIRWISE
 from rewardsoup.data.sources import read_source
 from rewardsoup.data.split import SPLITS, split_dataset, split_fractions
+from rewardsoup.core.registry import lookup
 from rewardsoup.core.errors import ConfigError, DataError
+from rewardsoup.core.plain import plain
 
 
 @dataclass
@@ -46,16 +48,11 @@ class Splits:
 
 
 def as_dict(data_cfg: Any) -> dict[str, Any]:
-    """A plain dict copy of a data config (an OmegaConf `DictConfig` is resolved)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        DictConfig = ()  # type: ignore[assignment]
-    if isinstance(data_cfg, DictConfig):
-        return OmegaConf.to_container(data_cfg, resolve=True)  # type: ignore[return-value]
-    if not isinstance(data_cfg, dict):
+    """A plain dict copy of a data config (an OmegaConf `DictConfig` is resolved; `core.plain`)."""
+    cfg = plain(data_cfg)
+    if not isinstance(cfg, dict):
         raise ConfigError(f"data config {data_cfg!r:.80}: expected a mapping with adapter, source, ...")
-    return dict(data_cfg)
+    return cfg
 
 
 def _limit(cfg: dict[str, Any]) -> int | None:
@@ -78,15 +75,14 @@ def load_canonical(data_cfg: Any, tokenizer: Any = None) -> Canonical:
     whatever the adapter counts (``reward_bench``: ``chosen_expansion``, the rows its k-chosen rows added).
     """
     cfg = as_dict(data_cfg)
-    adapter_name = cfg.get("adapter")
-    if adapter_name not in ADAPTERS:
-        raise ConfigError(f"data.adapter={adapter_name!r}: unknown adapter; expected one of {sorted(ADAPTERS)}")
+    adapter_name = str(cfg.get("adapter"))
+    adapter = lookup(ADAPTERS, adapter_name, "data.adapter")  # a built-in, or `module:function` of your own
     limit = _limit(cfg)
     raw = None
-    if adapter_name in READS_SOURCE:
+    if adapter_name not in BUILDS_OWN_ROWS:
         raw = read_source(str(cfg.get("source")), data_dir=cfg.get("data_dir"), split=cfg.get("hub_split") or "train")
         raw = _head(raw, limit)
-    schema, dataset, *extra = ADAPTERS[adapter_name](raw, cfg, tokenizer)
+    schema, dataset, *extra = adapter(raw, cfg, tokenizer)
     if raw is None:
         dataset = _head(dataset, limit)  # demo builds its own rows (others were cut at the source rows)
     report = {

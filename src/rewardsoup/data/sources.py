@@ -1,7 +1,7 @@
 """Read raw source rows into a `datasets.Dataset`, from a local file or the Hugging Face hub.
 
-A source is local when it is an existing path, ends in a known file suffix, or starts with ``/``, ``./``,
-``../`` or ``~``; anything else is a hub dataset name. Local files: ``.jsonl``, ``.jsonl.gz``, ``.json``
+A source is local by `rewardsoup.core.hub.is_local` (an existing path, a known file suffix, or a start of
+``/``, ``./``, ``../`` or ``~``); anything else is a hub dataset name. Local files: ``.jsonl``, ``.jsonl.gz``, ``.json``
 (JSON lines or one list of objects, optionally ``.gz``), ``.csv`` and ``.parquet``.
 
 Failures become one `DataError`: a missing file is named; a malformed JSON line is found by re-scanning the
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import IO
 
 import datasets
 
 from rewardsoup.core.errors import DataError
-from rewardsoup.core.hub import hub_reachable
+from rewardsoup.core.hub import hub_offline, hub_reachable, is_local
 
 BUILDERS = {
     ".jsonl": "json",
@@ -31,13 +30,6 @@ BUILDERS = {
     ".csv.gz": "csv",
     ".parquet": "parquet",
 }
-
-
-def is_local(source: str) -> bool:
-    """True when ``source`` names a local file or folder rather than a hub dataset."""
-    if source.startswith(("/", "./", "../", "~")) or Path(source).expanduser().exists():
-        return True
-    return any(source.lower().endswith(suffix) for suffix in BUILDERS)
 
 
 def _builder(path: Path) -> str:
@@ -55,14 +47,19 @@ def _open_text(path: Path) -> IO[str]:
 
 
 def find_json_error(path: Path) -> str | None:
-    """Re-scan a JSON / JSON-lines file and describe its first malformed spot, or None if none is found."""
+    """Re-scan a JSON / JSON-lines file and describe its first malformed spot (or that it has no rows: the
+    datasets json reader then fails with a bare StopIteration), or None if none is found."""
     with _open_text(path) as handle:
         text = handle.read()
+    if not text.strip():
+        return "no rows (the file is empty)"
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as err:
             return f"line {err.lineno}, column {err.colno}: {err.msg}"
+        if not rows:
+            return "no rows (the file holds an empty list)"
         bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
         return None if bad is None else f"item {bad} of the list: expected a JSON object"
     for number, line in enumerate(text.splitlines(), start=1):
@@ -107,8 +104,7 @@ def _hub_error(name: str, data_dir: str | None, split: str, why: str) -> DataErr
 
 def read_hub(name: str, data_dir: str | None = None, split: str = "train") -> datasets.Dataset:
     """Read one split of a hub dataset; one DataError (with the local-path hint) when that fails."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if not offline and not hub_reachable():
+    if not hub_offline() and not hub_reachable():
         raise _hub_error(name, data_dir, split, "no connection to the hub endpoint")
     try:
         return datasets.load_dataset(name, data_dir=data_dir, split=split)

@@ -17,26 +17,15 @@ from typing import Any
 from datasets import Dataset
 
 from rewardsoup.data.schema import BINARY, pair_texts
-from rewardsoup.core.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
 
 def split_fractions(split_cfg: dict[str, Any] | None) -> tuple[float, float, str]:
-    """(val, test, salt) from a ``split`` config; ConfigError unless both are >= 0 and sum to < 1."""
+    """(val, test, salt) from a ``split`` config; 0.1 / 0.1 / "rewardsoup" where a key is absent. A composed
+    config's values already obey the rules of ``SplitConfig`` (data/config.py): both >= 0, sum < 1."""
     cfg = dict(split_cfg or {})
-    values = {}
-    for key in ("val", "test"):
-        raw = cfg.get(key, 0.1)
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise ConfigError(f"data.split.{key}={raw!r}: expected a fraction between 0 and 1")
-        values[key] = float(raw)
-    if values["val"] < 0 or values["test"] < 0 or values["val"] + values["test"] >= 1:
-        raise ConfigError(
-            f"data.split val={values['val']}, test={values['test']}: expected non-negative fractions "
-            f"summing to less than 1 (train gets the rest)"
-        )
-    return values["val"], values["test"], str(cfg.get("salt", "rewardsoup"))
+    return float(cfg.get("val", 0.1)), float(cfg.get("test", 0.1)), str(cfg.get("salt", "rewardsoup"))
 
 
 def hash_unit(key: str, salt: str) -> float:
@@ -84,9 +73,8 @@ def split_keys(ds: Dataset, schema: str) -> list[str]:
 def split_dataset(
     ds: Dataset, schema: str, val: float = 0.1, test: float = 0.1, salt: str = "rewardsoup"
 ) -> dict[str, Dataset]:
-    """Split ``ds`` into {"train", "val", "test"}; fractions are expectations, not exact counts."""
-    if val < 0 or test < 0 or val + test >= 1:
-        raise ConfigError(f"split val={val}, test={test}: expected non-negative fractions summing to less than 1")
+    """Split ``ds`` into {"train", "val", "test"}; fractions are expectations, not exact counts (a config's
+    fractions obey data/config.py's SplitConfig rules: both >= 0, sum < 1)."""
     indices: dict[str, list[int]] = {name: [] for name in SPLITS}
     for i, key in enumerate(split_keys(ds, schema)):
         u = hash_unit(key, salt)

@@ -16,7 +16,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rewardsoup.evaluation import tables
-from rewardsoup.models.base import check_reward_model
+from rewardsoup.models.base import MEMBER_META, check_reward_model
+from rewardsoup.models.loading import load_reward_model
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.scoring.evalsets import load_evalset
 from rewardsoup.evaluation.comparisons import compare
@@ -24,15 +25,15 @@ from rewardsoup.scoring.metrics import Scored, ensemble, metrics, score_evalsets
 from rewardsoup.evaluation.lengths import length_bias, length_reference, plot_length_bias
 from rewardsoup.evaluation.best_of_n import dataset_best_of_n
 from rewardsoup.core.tracking import start_run
-from rewardsoup.merging.merge import apply_state_dict, load_state_dict, merge_in_memory
-
-MEMBER_FILE, SOUP_FILE = "rewardsoup_member.json", "mergekit_config.yml"
+from rewardsoup.merging.in_memory import merge_in_memory
+from rewardsoup.merging.on_disk import SOUP_CONFIG
+from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
 
 
 def model_kind(path: Path) -> str:
-    if (path / MEMBER_FILE).exists():
+    if (path / MEMBER_META).exists():
         return "member"
-    return "soup" if (path / SOUP_FILE).exists() else "model"
+    return "soup" if (path / SOUP_CONFIG).exists() else "model"
 
 
 def discover_models(cfg: DictConfig) -> dict[str, tuple[str, Path]]:

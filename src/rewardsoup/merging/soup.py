@@ -11,17 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rewardsoup.core.errors import ConfigError
-from rewardsoup.merging.merge import mergekit_config, merge_to_disk, method_spec, preflight
+from rewardsoup.core.plain import plain
+from rewardsoup.merging.methods import method_spec
+from rewardsoup.merging.on_disk import mergekit_config, merge_to_disk, preflight
 from rewardsoup.core.tracking import start_run
 
 
 def merge_request(cfg: DictConfig) -> dict[str, Any]:
     """The plain merge request of `cfg`: method, base, members (maybe a subset), weights, density, params."""
-    m = OmegaConf.to_container(cfg.merge, resolve=True)
-    members = {str(k): str(v) for k, v in OmegaConf.to_container(cfg.members, resolve=True).items()}
+    m = plain(cfg.merge)
+    members = {str(k): str(v) for k, v in plain(cfg.members).items()}
     use = m.get("use")
     if use:
         unknown = [n for n in use if n not in members]

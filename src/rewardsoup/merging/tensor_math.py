@@ -1,7 +1,7 @@
 """The tensor math of in-memory merges, one tensor at a time, as mergekit 0.1.5 computes it.
 
 `linear` is mergekit's `linear_merge` kernel; `task_arithmetic` is `GeneralizedTaskArithmeticMerge
-.merge_group` for ties / dare_ties / task_arithmetic. `rewardsoup.merging.merge.merge_in_memory` drives them
+.merge_group` for ties / dare_ties / task_arithmetic. `rewardsoup.merging.in_memory.merge_in_memory` drives them
 over a state dict; `rewardsoup.sweep.resident.Prepared` over compressed views.
 """
 

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from rewardsoup.core.atomic import atomic_dir
 from rewardsoup.core.errors import ModelError
-from rewardsoup.core.hub import require_hub
+from rewardsoup.core.hub import is_local, require_hub
 
 EMBEDDED_SMOLLM2 = "smollm2-135m-instruct"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -123,10 +123,6 @@ def tiny_model_dir(arch: str, overrides: Mapping[str, Any] | None = None, seed: 
         model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
     return final
-
-
-def is_local(spec: str) -> bool:
-    return spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists()
 
 
 def resolve_model(spec: str, tiny: Mapping[str, Any] | None = None) -> str:

@@ -22,7 +22,8 @@ from rewardsoup.core.atomic import atomic_dir
 from rewardsoup.core.errors import ConfigError, ModelError
 from rewardsoup.models.assets import resolve_model
 
-BASE_META = "rewardsoup_base.json"
+BASE_META = "rewardsoup_base.json"  # beside the base's weights (build_base)
+MEMBER_META = "rewardsoup_member.json"  # beside a trained member's weights (training.member); marks a member folder
 HEAD_SEED = 0  # the score head's generator seed: the same base bytes on every machine
 
 

@@ -35,37 +35,6 @@ from rewardsoup.sampling.generation import generate_replies, load_generator
 from rewardsoup.sampling.prompts import PromptItem, cli_prompts, read_candidates, read_prompts
 from rewardsoup.scoring.rewards import score_texts
 
-MODES = ("best", "preferences")
-
-
-def _positive(value: Any, name: str, kind: type = int, low: float = 1) -> Any:
-    """`value` as `kind` when it is a number >= `low` (an integer for int); ConfigError naming `name` otherwise."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or (kind is int and value != int(value)) or value < low:
-        raise ConfigError(f"{name}={value!r}: expected {'an integer' if kind is int else 'a number'} >= {low}")
-    return kind(value)
-
-
-def check_settings(cfg: Mapping[str, Any]) -> tuple[int, str]:
-    """(n, mode) after checking every sampling setting; ConfigError names the bad key."""
-    n = _positive(cfg.get("n"), "n")
-    mode = str(cfg.get("mode", "best"))
-    if mode not in MODES:
-        raise ConfigError(f"mode={mode!r}: expected one of {list(MODES)}")
-    if mode == "preferences" and n < 2 and not cfg.get("candidates"):
-        raise ConfigError(f"mode=preferences needs n >= 2 (a best and a worst candidate), got n={n}")
-    gen = cfg.get("generation") or {}
-    _positive(gen.get("max_new_tokens"), "generation.max_new_tokens")
-    _positive(gen.get("batch_prompts"), "generation.batch_prompts")
-    _positive(gen.get("max_prompt_length"), "generation.max_prompt_length")
-    if _positive(gen.get("temperature"), "generation.temperature", float, 0) == 0:
-        raise ConfigError("generation.temperature=0: expected > 0 (sampling; use n=1 for one reply)")
-    if not 0 < _positive(gen.get("top_p"), "generation.top_p", float, 0) <= 1:
-        raise ConfigError(f"generation.top_p={gen.get('top_p')}: expected a number in (0, 1]")
-    _positive(cfg.get("max_length"), "max_length")
-    _positive(cfg.get("score_batch_size"), "score_batch_size")
-    return n, mode
-
 
 def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Sequence[Sequence[str]],
                      style: str, max_length: int, batch_size: int) -> list[tuple[list[tuple[str, str]], np.ndarray]]:
@@ -138,7 +107,7 @@ def sample_job(cfg) -> dict[str, Any]:
     from tqdm import tqdm
     from transformers import set_seed
 
-    n, mode = check_settings(cfg)
+    n, mode = int(cfg.n), str(cfg.mode)  # checked by sampling/config.py's rules (run_job)
     items, source, rerank = _items(cfg)
     gen_cfg, device = cfg.generation, str(cfg.get("device") or "auto")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device

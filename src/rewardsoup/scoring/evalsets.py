@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
-
 from rewardsoup.core.atomic import atomic_write_text
+from rewardsoup.core.plain import plain
 from rewardsoup.data import load_splits
 from rewardsoup.scoring.metrics import EvalSet, evalset_from_split
 from rewardsoup.core.errors import ConfigError
@@ -34,12 +33,8 @@ def tokenizer_fingerprint(tokenizer_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _plain(data_cfg: Any) -> dict:
-    return OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else dict(data_cfg)
-
-
 def cache_key(tokenizer_dir: str | Path, data_cfg: Mapping, split: str, max_length: int) -> str:
-    blob = json.dumps([tokenizer_fingerprint(tokenizer_dir), _plain(data_cfg), split, int(max_length)],
+    blob = json.dumps([tokenizer_fingerprint(tokenizer_dir), plain(data_cfg), split, int(max_length)],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

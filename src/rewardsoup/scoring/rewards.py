@@ -31,6 +31,8 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
     """Token ids per text, keeping the LAST `max_length` tokens (no special tokens added)."""
     if max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {max_length}")
+    if not len(texts):  # an empty split (e.g. val of an evaluation-only set): fast tokenizers fail on []
+        return Tokenized(ids=[], truncated=0)
     full = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     ids = [seq[-max_length:] for seq in full]
     truncated = sum(len(seq) > max_length for seq in full)

@@ -4,7 +4,8 @@ Every accuracy here is a mean of per-row credits (1 right, 0 wrong, a share for 
 `evaluation.row_credit`), so an interval is the bootstrap of a mean, and the difference of two models on the
 same rows is the bootstrap of the mean of their per-row differences: the SAME resampled rows for both
 models (a paired interval), far tighter than two unpaired intervals side by side. All resampling goes
-through `scipy.stats.bootstrap` (percentile method, seeded) and AUC through `scipy.stats.rankdata`.
+through `scipy.stats.bootstrap` (percentile method, seeded) and every AUC through `_auc_axis`
+(`scipy.stats.rankdata`), vectorised over resamples.
 
 The recipe's bar: a soup may lose at most `BAR` (2 points) against each specialist. `bar_verdict` says
 whether a paired interval shows that ("holds"), shows the opposite ("fails"), or cannot tell at this n.
@@ -62,23 +63,22 @@ def bar_verdict(diff: dict[str, float], bar: float = BAR) -> str:
     return f"cannot tell at n={diff['n']}"
 
 
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney U / n_pos n_neg, ties at half); nan when a class is absent."""
-    labels = np.asarray(labels) == 1
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = sps.rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def _auc_axis(scores: np.ndarray, labels: np.ndarray, axis: int = -1) -> np.ndarray:
-    """AUC along `axis` of resampled (scores, labels) batches; nan where a resample lacks a class."""
-    scores, labels = np.moveaxis(scores, axis, -1), np.moveaxis(labels, axis, -1) == 1
+    """The one ROC AUC: Mann-Whitney U / (n_pos n_neg) from mid-ranks (ties at half), along `axis`.
+
+    nan where a class is absent. Not `scipy.stats.mannwhitneyu`: it takes the two classes as separate
+    samples, so it cannot vectorise over bootstrap resamples whose class split differs per resample.
+    """
+    scores, labels = np.moveaxis(np.asarray(scores, dtype=np.float64), axis, -1), np.moveaxis(labels, axis, -1) == 1
     ranks = sps.rankdata(scores, axis=-1)
     pos, neg = labels.sum(-1), (~labels).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return ((ranks * labels).sum(-1) - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC of one set of scores (ties at half); nan when a class is absent."""
+    return float(_auc_axis(np.asarray(scores, dtype=np.float64), np.asarray(labels)))
 
 
 def auc_interval(scores: np.ndarray, labels: np.ndarray, samples: int = 1000, seed: int = 0) -> tuple[float, float]:

@@ -3,16 +3,19 @@
 `sweep.json` records what the sweep is about (base, members, datasets, objective); a ledger row records
 one trial's merge request (method, weights by member name, density, parameters, seed) and every
 per-dataset val accuracy with the objective. Appends are atomic: one `write` of one line to a file opened
-with O_APPEND under an exclusive lock, so parallel launchers never interleave rows.
+with O_APPEND while holding `ledger.jsonl.lock` (`filelock`, on POSIX and Windows alike), so parallel
+launchers never interleave rows. A torn last line (a writer killed mid-row) is skipped by `read`, and the
+next append starts on a fresh line so the torn bytes never swallow a good row.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
+
+from filelock import FileLock
 
 from rewardsoup.core.atomic import atomic_write_json
 from rewardsoup.core.errors import ConfigError
@@ -42,16 +45,32 @@ def open_sweep(sweep_dir: str | Path, header: Mapping[str, Any]) -> Path:
     return sweep_dir
 
 
-def append(sweep_dir: str | Path, row: Mapping[str, Any]) -> None:
-    line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
-    fd = os.open(Path(sweep_dir) / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _ends_torn(path: Path) -> bool:
+    """True when the ledger's last byte is not a newline (a writer died mid-row)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def append(sweep_dir: str | Path, row: Mapping[str, Any]) -> None:
+    """Add one row as one line, under the ledger's lock (safe across processes and launchers)."""
+    path = Path(sweep_dir) / LEDGER
+    line = (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
+    with FileLock(f"{path}.lock"):
+        if _ends_torn(path):
+            line = b"\n" + line
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def read(sweep_dir: str | Path) -> tuple[dict, list[dict]]:

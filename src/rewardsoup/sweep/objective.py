@@ -10,6 +10,10 @@ from typing import Any, Mapping
 
 from rewardsoup.core.errors import ConfigError
 
+KINDS = ("mean", "weighted", "worst")  # how the per-dataset scores combine into a trial's objective
+BINARY_METRICS = ("accuracy", "auc")  # a binary set's score: accuracy (logit > 0) or AUC (ranking only)
+
+
 def objective_value(per_dataset: Mapping[str, float], objective: Mapping[str, Any]) -> float:
     """mean (default), weighted mean (sweep.objective.weights per dataset) or worst of the per-dataset scores
     (`dataset_score`: accuracy, or AUC on binary sets with sweep.objective.binary_metric=auc)."""
@@ -29,10 +33,7 @@ def objective_value(per_dataset: Mapping[str, float], objective: Mapping[str, An
         if total <= 0:
             raise ConfigError(f"sweep.objective.weights sum to {total}; expected a positive sum")
         return sum(float(w.get(k, 0.0)) * v for k, v in vals.items()) / total
-    raise ConfigError(f"sweep.objective.kind='{kind}' is not one of mean, weighted, worst")
-
-
-BINARY_METRICS = ("accuracy", "auc")
+    raise ConfigError(f"sweep.objective.kind='{kind}' is not one of {', '.join(KINDS)}")
 
 
 def dataset_score(detail: Mapping[str, Any], objective: Mapping[str, Any]) -> float:

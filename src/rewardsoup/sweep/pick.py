@@ -20,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rewardsoup.sweep import ledger
 from rewardsoup.core.errors import ConfigError
+from rewardsoup.core.plain import plain
+from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.soup import export
 from rewardsoup.core.tracking import start_run
 from rewardsoup.evaluation.job import evaluate_models
@@ -101,11 +103,11 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
     seed_req = _seed_ties_request(cfg, header["members"])
     if seed_req:
         seed_dir = soups / f"seed_ties-{cfg.sweep.name}"
-        if not (seed_dir / "mergekit_config.yml").exists():
+        if not (seed_dir / SOUP_CONFIG).exists():
             export(seed_req, seed_dir)
         models["seed_ties"] = str(seed_dir)
     plots = plot_sweep(rows, best, sweep_dir / "plots")
-    eval_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    eval_cfg = OmegaConf.create(plain(cfg))
     with open_dict(eval_cfg):
         eval_cfg.models, eval_cfg.split = models, "test"
         eval_cfg.max_length, eval_cfg.batch_size = cfg.trial.max_length, cfg.trial.batch_size

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rewardsoup.merging import tensor_math, trim
-from rewardsoup.merging.merge import apply_state_dict, load_state_dict, merge_in_memory, resolve
+from rewardsoup.merging.in_memory import merge_in_memory
+from rewardsoup.merging.methods import resolve
+from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
 from rewardsoup.models.loading import load_reward_model
 
 _CACHE: dict[tuple, Any] = {}
@@ -30,7 +32,7 @@ class Prepared:
     - A member's TIES trim depends on its density, not on the weights: mergekit's magnitude ranking of each
       member delta (`trim.magnitude_rank`, its own argsort) is computed on first use and kept, so a trial
       at any density trims with one comparison per entry.
-    Results equal `merging.merge_in_memory` bit for bit (tested). Memory: the ranks take 4 bytes per
+    Results equal `merging.in_memory.merge_in_memory` bit for bit (tested). Memory: the ranks take 4 bytes per
     changed parameter and member; with `trim_ranks=False` (trial.trim_ranks) none are kept and TIES at
     density < 1 merges full tensors through `merge_in_memory` (fast exact trimming) instead.
     """
@@ -67,7 +69,7 @@ class Prepared:
 
     def _merged(self, request, into: dict | None = None, trim_ranks: bool = True) -> dict | None:
         """{key: full tensor, or (changed positions, their merged values) for a compressed key}; None when
-        the request is not a plain TIES / task-arithmetic merge (then `merging.merge_in_memory` runs).
+        the request is not a plain TIES / task-arithmetic merge (then `merging.in_memory.merge_in_memory` runs).
         `into`: a resident model's state dict; full tensors are written straight into it."""
         import torch
 
@@ -102,7 +104,7 @@ class Prepared:
         return out
 
     def merge(self, request, trim_ranks: bool = True) -> dict:
-        """The merged state dict (equal to `merging.merge_in_memory`'s)."""
+        """The merged state dict (equal to `merging.in_memory.merge_in_memory`'s)."""
         return self._state_dict(request, self._merged(request, trim_ranks=trim_ranks))
 
     def _state_dict(self, request, parts: dict | None) -> dict:

@@ -15,17 +15,16 @@ import os
 import time
 from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rewardsoup.sweep import ledger
-from rewardsoup.core.errors import ConfigError
+from rewardsoup.core.plain import plain
+from rewardsoup.core.trial import TRIAL_ENV_VAR
 from rewardsoup.merging.soup import merge_request, merge_soup
 from rewardsoup.core.tracking import start_run
 from rewardsoup.sweep.objective import objective_value
 from rewardsoup.sweep.trials import score_request
 from rewardsoup.sweep.pick import pick_best
-
-MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick")
 
 
 def _multirun() -> bool:
@@ -53,12 +52,12 @@ def flat_params(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _header(cfg: DictConfig, request: Mapping[str, Any]) -> dict:
-    return ledger.header_for(request, list(cfg.datasets.keys()), OmegaConf.to_container(cfg.sweep.objective, resolve=True))
+    return ledger.header_for(request, list(cfg.datasets.keys()), plain(cfg.sweep.objective))
 
 
 def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any) -> dict[str, Any]:
     """Score one request (or reuse its ledger row), log one W&B run, append one ledger row."""
-    objective_value({ds: 0.5 for ds in cfg.datasets}, OmegaConf.to_container(cfg.sweep.objective, resolve=True))  # checked before anything is written
+    objective_value({ds: 0.5 for ds in cfg.datasets}, plain(cfg.sweep.objective))  # checked before anything is written
     sweep_dir = ledger.open_sweep(cfg.sweep.dir, _header(cfg, merge_request(cfg)))  # the sweep's full member set
     _, rows = ledger.read(sweep_dir)
     done = ledger.find(rows, request)
@@ -85,10 +84,10 @@ def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any)
 def run_trial(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    trial = os.environ.get("REWARDSOUP_OPTUNA_TRIAL")
+    trial = os.environ.get(TRIAL_ENV_VAR)
     if trial is None:  # a Hydra multirun job number, or (wandb agent, single runs) a unique run id
         trial = HydraConfig.get().job.num if _multirun() else os.environ.get("WANDB_RUN_ID", f"run-{time.time_ns()}")
-    source = "optuna" if "REWARDSOUP_OPTUNA_TRIAL" in os.environ else "grid"
+    source = "optuna" if TRIAL_ENV_VAR in os.environ else "grid"
     return float(record(cfg, merge_request(cfg), source, trial)["objective"])
 
 
@@ -127,9 +126,7 @@ def run_greedy(cfg: DictConfig) -> float:
 
 
 def merge_job(cfg: DictConfig) -> Any:
-    mode = str(cfg.get("mode", "auto"))
-    if mode not in MODES:
-        raise ConfigError(f"mode='{mode}' is not one of {', '.join(MODES)}")
+    mode = str(cfg.get("mode", "auto"))  # one of sweep/config.py's MODES (run_job checked it)
     if mode == "auto":
         mode = "trial" if _multirun() else "soup"
     if mode == "pick":

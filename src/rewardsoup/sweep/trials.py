@@ -7,9 +7,10 @@ import math
 import time
 from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rewardsoup.core.errors import ConfigError
+from rewardsoup.core.plain import plain
 from rewardsoup.scoring.evalsets import load_evalset
 from rewardsoup.scoring.metrics import metrics, score_evalsets
 from rewardsoup.sweep.objective import dataset_score, objective_value
@@ -28,7 +29,7 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any]) -> dict[str, Any]
                 for name in names]
     scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size))
     detail = {name: metrics(s, bootstrap=0) for name, s in zip(names, scored)}
-    objective = OmegaConf.to_container(cfg.sweep.objective, resolve=True)
+    objective = plain(cfg.sweep.objective)
     per_dataset = {name: dataset_score(m, objective) for name, m in detail.items()}
     value = objective_value(per_dataset, objective)
     if not math.isfinite(value):

@@ -28,6 +28,7 @@ from datasets import Dataset
 from rewardsoup.data import build_pairs, pairs_to_binary
 from rewardsoup.data.loading import Splits, check_trainable
 from rewardsoup.data.schema import pair_texts
+from rewardsoup.core.registry import lookup
 from rewardsoup.core.errors import ConfigError, ModelError
 from rewardsoup.scoring.rewards import tokenize
 
@@ -180,6 +181,8 @@ OBJECTIVES: dict[str, Objective] = {
 
 
 def get_objective(name: str) -> Objective:
-    if name not in OBJECTIVES:
-        raise ConfigError(f"unknown objective '{name}'; expected one of {sorted(OBJECTIVES)}")
-    return OBJECTIVES[name]
+    """A built-in objective, or an `Objective` of your own named by import path `module:attribute`."""
+    objective = lookup(OBJECTIVES, name, "objective.name")
+    if not isinstance(objective, Objective):
+        raise ConfigError(f"objective.name={name!r} is a {type(objective).__name__}, not a rewardsoup Objective")
+    return objective

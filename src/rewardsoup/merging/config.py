@@ -1,0 +1,77 @@
+"""Schemas of the `merge` group (conf/merge/*.yaml, also composed at `pick.seed_ties`): one soup's settings.
+
+`MergeConfig` holds rewardsoup's own settings (members used, weights by member name, dtype, folder); each
+method's schema adds the names of the mergekit parameters its preset sets (`normalize`, `lambda`, `t`, ...).
+Their types and values are mergekit's: `merging.methods.resolve` checks them against mergekit's registry, so
+they are `Any` here. A preset extends its method's schema (`defaults: [ties_schema, _self_]`); a parameter no
+preset sets is added with `+` (`merge.method=dare_ties +merge.rescale=false` on a ties preset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+from rewardsoup.core.config import checked, finite, one_of, store, within
+from rewardsoup.merging.on_disk import DTYPES  # the dtypes mergekit writes a soup in
+
+
+
+@dataclass
+class MergeConfig:
+    method: str = MISSING  # a mergekit method rewardsoup wires (merging/methods.py SUPPORTED)
+    use: Optional[List[str]] = None  # subset of member names; null = every member
+    # member name -> weight; the members group sets 1.0 for each, override per name
+    weights: Dict[str, float] = checked(factory=dict, each=finite)
+    dtype: str = checked("float32", check=one_of(*DTYPES))  # fp32: a soup scores like its in-memory trial
+    seed: Optional[int] = None  # mergekit random_seed: only DARE draws randomly
+    name: str = "${merge.method}"  # soup folder name under paths.soups
+    output_dir: str = "${paths.soups}/${merge.name}"  # where a single run writes the soup
+
+
+@dataclass
+class TiesMergeConfig(MergeConfig):
+    density: float = checked(check=within(0, 1, low_open=True))  # share of each member's delta kept
+    normalize: Any = MISSING
+
+
+@dataclass
+class DareTiesMergeConfig(TiesMergeConfig):
+    rescale: Any = MISSING
+
+
+@dataclass
+class LinearMergeConfig(MergeConfig):
+    normalize: Any = MISSING
+
+
+@dataclass
+class _TaskArithmeticFields(MergeConfig):
+    normalize: Any = MISSING
+
+
+# mergekit names task arithmetic's scale `lambda`, a Python keyword, which a class body cannot declare: the
+# schema is built with it. init=False (no __init__ taking `lambda`): OmegaConf reads the fields, never calls it.
+TaskArithmeticMergeConfig = dataclass(init=False, repr=False, eq=False)(type(
+    "TaskArithmeticMergeConfig", (_TaskArithmeticFields,),
+    {"__annotations__": {"lambda": Any}, "lambda": MISSING, "__module__": __name__}))
+
+
+@dataclass
+class SlerpMergeConfig(MergeConfig):
+    t: Any = MISSING
+    base_member: Any = MISSING
+
+
+@dataclass
+class ModelStockMergeConfig(MergeConfig):
+    filter_wise: Any = MISSING
+
+
+for _name, _schema in (("schema", MergeConfig), ("ties_schema", TiesMergeConfig),
+                       ("dare_ties_schema", DareTiesMergeConfig), ("linear_schema", LinearMergeConfig),
+                       ("task_arithmetic_schema", TaskArithmeticMergeConfig), ("slerp_schema", SlerpMergeConfig),
+                       ("model_stock_schema", ModelStockMergeConfig)):
+    store(_schema, _name, group="merge")

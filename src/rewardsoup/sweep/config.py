@@ -1,0 +1,79 @@
+"""Schemas of merge.py: the sweep (`sweep`, incl. `sweep.objective`), trials (`trial`), the pick (`pick`),
+greedy soups (`greedy`) and the root config they sit in with the merge, its members and its eval sets.
+
+Registered as `merge_schema` (conf/merge.yaml extends it). Values and their reasons are in conf/merge.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+from omegaconf import MISSING
+
+from rewardsoup.core.config import LoggerConfig, PathsConfig, at_least_one, checked, finite, not_negative, one_of, store
+from rewardsoup.data.config import DataConfig
+from rewardsoup.merging.config import MergeConfig
+from rewardsoup.models.config import ModelConfig
+from rewardsoup.sweep.objective import BINARY_METRICS, KINDS
+
+# auto: a multirun job is an in-memory trial, a single run writes a soup; the rest name what to run
+MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick")
+
+
+@dataclass
+class SweepObjectiveConfig:
+    """What a trial scores (train.py's `objective` is the training loss: a different thing)."""
+
+    kind: str = checked(check=one_of(*KINDS))
+    weights: Dict[str, float] = checked(factory=dict, each=finite)  # kind=weighted: dataset name -> weight
+    binary_metric: str = checked(check=one_of(*BINARY_METRICS))
+
+
+@dataclass
+class SweepConfig:
+    name: str = MISSING
+    dir: str = MISSING
+    objective: SweepObjectiveConfig = field(default_factory=SweepObjectiveConfig)
+
+
+@dataclass
+class TrialConfig:
+    max_length: int = checked(check=at_least_one)
+    batch_size: int = checked(check=at_least_one)
+    trim_ranks: bool = MISSING
+
+
+@dataclass
+class PickConfig:
+    name: str = MISSING
+    bootstrap: int = checked(check=not_negative)
+    seed_ties: MergeConfig = MISSING  # the seed's soup, tested beside the picked one
+
+
+@dataclass
+class GreedyConfig:
+    method: str = MISSING
+
+
+@dataclass
+class MergeJobConfig:
+    """conf/merge.yaml: a soup, a sweep trial, a greedy/uniform soup or the pick (`mode`)."""
+
+    paths: PathsConfig = MISSING
+    model: ModelConfig = MISSING
+    members: Dict[str, str] = field(default_factory=dict)  # member name -> folder (conf/members)
+    merge: MergeConfig = MISSING
+    datasets: Dict[str, DataConfig] = field(default_factory=dict)  # the eval sets (conf/datasets)
+    search: Dict[str, Any] = field(default_factory=dict)  # search=none's package; optuna writes elsewhere
+    logger: LoggerConfig = MISSING
+    mode: str = checked(check=one_of(*MODES))
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
+    pick: PickConfig = field(default_factory=PickConfig)
+    greedy: GreedyConfig = field(default_factory=GreedyConfig)
+    # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
+    train: Dict[str, Any] = field(default_factory=dict)
+
+
+store(MergeJobConfig, "merge_schema")
