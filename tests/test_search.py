@@ -202,3 +202,16 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
         own = model.state_dict()
         assert all(torch.equal(own[k], ref[k]) for k in ref), request["method"]
     assert bool(prepared._ranks) == trim_ranks  # switched off, none are kept (not even from earlier trials)
+
+
+def test_sweep_objective_worst_reaches_the_trial_and_the_ledger(sweep_cfg):
+    cfg = sweep_cfg("sweep.objective.kind=worst", "sweep.name=worst")
+    value = search.run_trial(cfg)
+    header, rows = ledger.read(cfg.sweep.dir)
+    assert header["objective"]["kind"] == "worst"
+    assert value == rows[0]["objective"] == pytest.approx(min(rows[0]["val"].values()))
+    auc = sweep_cfg("sweep.objective.binary_metric=auc", "sweep.name=auc")
+    result = trials.score_request(auc, merge_request(auc))
+    detail = result["val_detail"]
+    assert result["val"]["demo_thumbs"] == detail["demo_thumbs"]["auc"] != detail["demo_thumbs"]["accuracy"]
+    assert result["val"]["demo_pairs"] == detail["demo_pairs"]["accuracy"]  # pairwise sets keep accuracy
