@@ -28,7 +28,9 @@ from rewardsoup.models.base import build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.data.schema import pair_texts  # noqa: E402
 from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
-from rewardsoup.scoring.rewards import load_scorer, pairwise_accuracy, score_pairs  # noqa: E402
+from rewardsoup.models.loading import load_scorer  # noqa: E402
+from rewardsoup.scoring.metrics import pair_credit  # noqa: E402
+from rewardsoup.scoring.rewards import score_pairs  # noqa: E402
 
 
 def main() -> None:
@@ -58,7 +60,7 @@ def main() -> None:
     pipe_s = time.perf_counter() - start
 
     n = len(texts)
-    ours_acc, pipe_acc = pairwise_accuracy(c, r), pairwise_accuracy(pc, pr)
+    ours_acc, pipe_acc = float(pair_credit(c, r).mean()), float(pair_credit(pc, pr).mean())  # ties: half
     print(f"\nmodel {path}, {n} demo_harmless pairs ({2 * n} texts), batch {a.batch}")
     print(f"{'scorer':<44}{'wall s':>8}{'pairs/s':>10}{'accuracy':>10}")
     print(f"{'pipeline, one text at a time (seed)':<44}{pipe_s:>8.1f}{n / pipe_s:>10.1f}{pipe_acc:>10.3f}")

@@ -30,7 +30,8 @@ import rewardsoup.schemas  # noqa: E402,F401  (config schemas and resolvers, bef
 from rewardsoup.models.base import build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.training.objectives import OBJECTIVES  # noqa: E402
-from rewardsoup.scoring.rewards import binary_accuracy, score_texts  # noqa: E402
+from rewardsoup.scoring.metrics import binary_credit  # noqa: E402
+from rewardsoup.scoring.rewards import score_texts  # noqa: E402
 
 
 def _args(out: str, batch: int, lr: float, seed: int) -> dict:
@@ -52,7 +53,7 @@ def run_ours(base, tokenizer, train, val, max_length, batch, lr, seed):
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
-    acc = binary_accuracy(score_texts(model, tokenizer, val["text"], max_length), np.asarray(val["label"]))
+    acc = float(binary_credit(score_texts(model, tokenizer, val["text"], max_length), val["label"]).mean())
     return wall, tokens, acc
 
 

@@ -69,12 +69,23 @@ def row_credit(evalset: EvalSet, rewards: np.ndarray, strict: bool = False) -> n
     """Per-row credit in [0, 1]: the accuracy is its mean. `strict` gives ties no credit."""
     rewards = np.asarray(rewards, dtype=np.float64)
     if evalset.schema == "pairwise":
-        c, r = rewards[: evalset.n], rewards[evalset.n:]
-        return (c > r) + (0.0 if strict else 0.5 * (c == r))
+        return pair_credit(rewards[: evalset.n], rewards[evalset.n:], strict)
     if evalset.schema == "binary":
-        right = (rewards > 0) == (np.asarray(evalset.labels) == 1)
-        return right.astype(np.float64) if strict else np.where(rewards == 0, 0.5, right.astype(np.float64))
+        return binary_credit(rewards, evalset.labels, strict)
     return best_of_n_credit(rewards, evalset.sizes, strict)
+
+
+def pair_credit(chosen: np.ndarray, rejected: np.ndarray, strict: bool = False) -> np.ndarray:
+    """1 where chosen > rejected, 1/2 on a tie (0 when `strict`), else 0."""
+    c, r = np.asarray(chosen, dtype=np.float64), np.asarray(rejected, dtype=np.float64)
+    return (c > r) + (0.0 if strict else 0.5 * (c == r))
+
+
+def binary_credit(logits: np.ndarray, labels: np.ndarray, strict: bool = False) -> np.ndarray:
+    """1 where (logit > 0) matches the label, 1/2 for a logit of exactly 0 (0 when `strict`), else 0."""
+    logits = np.asarray(logits, dtype=np.float64)
+    right = ((logits > 0) == (np.asarray(labels) == 1)).astype(np.float64)
+    return right if strict else np.where(logits == 0, 0.5, right)
 
 
 def best_of_n_credit(rewards: np.ndarray, sizes: np.ndarray, strict: bool = False) -> np.ndarray:

@@ -90,16 +90,6 @@ def score_pairs(model, tokenizer, chosen: Sequence[str], rejected: Sequence[str]
     return scores[: len(chosen)], scores[len(chosen):]
 
 
-def pairwise_accuracy(chosen: np.ndarray, rejected: np.ndarray) -> float:
-    """Fraction with chosen > rejected; ties count as wrong."""
-    return float(np.mean(chosen > rejected)) if len(chosen) else float("nan")
-
-
-def binary_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction with (logit > 0) == label, i.e. sigmoid(logit) > 0.5 predicts liked."""
-    return float(np.mean((logits > 0) == (np.asarray(labels) == 1))) if len(logits) else float("nan")
-
-
 def scalar_score(model_path, texts: Sequence[str] | str, max_length: int = 1024, batch_size: int = 32) -> list[float]:
     """P(liked) = sigmoid(reward) for each rendered text, from a saved member or soup.
 
