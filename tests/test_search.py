@@ -30,7 +30,7 @@ def test_trial_scores_equal_a_soup_written_by_mergekit(sweep_cfg, tmp_path):
     from rewardsoup.merging.soup import merge_soup
 
     cfg = sweep_cfg("merge.density=0.5", "merge.weights.harmless=2.0")
-    value = search.run_trial(cfg)
+    value = search.run_trial(cfg)["objective"]
     row = ledger.read(cfg.sweep.dir)[1][-1]
     assert row["objective"] == value and row["params"]["weight_harmless"] == 2.0 and row["params"]["density"] == 0.5
     soup = merge_soup(cfg)  # the same request through mergekit on disk
@@ -157,7 +157,7 @@ def test_optuna_sweep_logs_flat_runs_and_resumes(merge_overrides, out_root):
     for r in rows:
         w = [r["params"][f"weight_{n}"] for n in ("thumbs", "pairs", "harmless")]
         assert sum(w) == pytest.approx(1.0) and 0.3 <= r["params"]["density"] <= 1.0
-    assert len(glob.glob(str(out_root / "wandb" / "offline-run-*"))) == 3  # one W&B run per trial
+    assert len(glob.glob(str(out_root / "wandb" / "offline-run-*"))) == 4  # one W&B run per trial + the summary
     more = subprocess.run(cmd[:-1] + ["hydra.sweeper.n_trials=5"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert more.returncode == 0, more.stderr[-3000:]
@@ -206,7 +206,7 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
 
 def test_sweep_objective_worst_reaches_the_trial_and_the_ledger(sweep_cfg):
     cfg = sweep_cfg("sweep.objective.kind=worst", "sweep.name=worst")
-    value = search.run_trial(cfg)
+    value = search.run_trial(cfg)["objective"]
     header, rows = ledger.read(cfg.sweep.dir)
     assert header["objective"]["kind"] == "worst"
     assert value == rows[0]["objective"] == pytest.approx(min(rows[0]["val"].values()))

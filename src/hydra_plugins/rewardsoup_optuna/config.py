@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-SAMPLERS = ("tpe", "cmaes", "random")
+SAMPLERS = ("tpe", "cmaes", "random", "nsgaii")
+CONSTRAINED_SAMPLERS = ("tpe", "nsgaii")  # the samplers that take Optuna's constraints_func
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -47,7 +48,8 @@ class RewardsoupOptunaSweeperConf:
 
     #: Optuna sampler: ``tpe`` (TPESampler), ``cmaes`` (CmaEsSampler; needs the ``cmaes`` package; it
     #: samples float/int params jointly, categorical params fall back to independent random sampling with an
-    #: Optuna warning) or ``random`` (RandomSampler).
+    #: Optuna warning; single objective only), ``random`` (RandomSampler) or ``nsgaii`` (NSGAIISampler, for
+    #: multi-objective studies).
     sampler: str = "tpe"
 
     #: Extra keyword arguments for the sampler's constructor, e.g. ``{n_startup_trials: 5}`` or
@@ -63,21 +65,54 @@ class RewardsoupOptunaSweeperConf:
     #: ``maximize`` or ``minimize`` the float each job returns.
     direction: str = "maximize"
 
-    #: TOTAL number of COMPLETE trials wanted in the study. With ``storage`` set, trials completed by
-    #: earlier runs count toward it, so rerunning a finished sweep launches nothing. A run launches at most
-    #: ``n_trials - <complete trials at start>`` jobs; failed jobs use up this run's budget (so a sweep whose
-    #: jobs always crash still ends) but are not counted, so the next rerun retries them.
+    #: TOTAL number of finished (COMPLETE or PRUNED) trials wanted in the study. With ``storage`` set, trials
+    #: finished by earlier runs and other workers count toward it (and so do other workers' RUNNING ones), so
+    #: rerunning a finished sweep launches nothing. A run launches at most ``n_trials - <finished at start>``
+    #: jobs; failed jobs use up this run's budget (so a sweep whose jobs always crash still ends) but are not
+    #: counted, so the next rerun retries them.
     n_trials: int = 20
 
     #: Trials asked per launcher batch (the ``launcher.launch`` call); parallel launchers (joblib, submitit)
     #: run a batch concurrently, the default basic launcher runs it one job after another.
     n_jobs: int = 1
 
-    #: Optuna storage URL, e.g. ``sqlite:////abs/path/optuna.db`` (four slashes: absolute path). The study
-    #: is created with ``load_if_exists=True``, so rerunning the same sweep resumes it. ``null``: in-memory
-    #: study, nothing is resumed. Do not run two sweeps of one stored study at the same time: at start a
-    #: sweep marks every RUNNING trial it finds FAIL (it takes them for leftovers of a killed run).
+    #: Optuna storage: an RDB URL (``sqlite:////abs/path/optuna.db``, four slashes for an absolute path;
+    #: ``postgresql+psycopg2://user:pw@host/db``; ``mysql+pymysql://…``) or ``journal:/abs/path/optuna.journal``
+    #: (Optuna's JournalStorage on a file: shared disk, no server). The study is created with
+    #: ``load_if_exists=True``: rerunning the command resumes it, and N workers started with the same storage
+    #: and study name share it (each asks, runs and tells its own trials; together they stop at n_trials).
+    #: ``null``: in-memory study, nothing is resumed or shared.
     storage: Optional[str] = None
+
+    #: Seconds between heartbeats of each running trial (RDB storages; Optuna's heartbeat). A trial whose
+    #: worker stops beating for ``grace_period`` seconds is failed and queued again
+    #: (``RetryHeartbeatStaleTrialCallback``) by the next worker that looks. On any storage a trial whose
+    #: worker process died on the same host is failed and queued again at once. ``null``: no heartbeat.
+    heartbeat_interval: Optional[int] = None
+
+    #: Seconds without a heartbeat after which a RUNNING trial counts as dead (> heartbeat_interval).
+    grace_period: Optional[int] = None
+
+    #: How many times a dead worker's trial is queued again (``null``: no limit).
+    max_retry: Optional[int] = 2
+
+    #: Multi-objective study: the names of the values the job returns (``values`` of its returned mapping),
+    #: one objective each, all in ``direction``; the study's best trials are its Pareto front. A list of
+    #: names, or the key of a mapping in the task config whose keys are the names (``datasets``: one
+    #: objective per eval set). ``null``: one objective (the job's ``objective``).
+    objectives: Any = None
+
+    #: Pass the job's returned ``constraints`` (<= 0 feasible) to the sampler (``constraints_func`` of TPE
+    #: and NSGA-II), so it learns where the feasible region is.
+    constraints: bool = False
+
+    #: Optuna pruner: ``none``, ``median`` (MedianPruner), ``successive_halving`` or ``hyperband``. A job
+    #: reports its running objective after each chunk of val rows and stops when the pruner says so (state
+    #: PRUNED). Needs ``storage`` (the job reports to the stored study) and a single objective.
+    pruner: str = "none"
+
+    #: Keyword arguments of the pruner, e.g. ``{n_startup_trials: 4}`` for median.
+    pruner_kwargs: Dict[str, Any] = field(default_factory=dict)
 
     #: Study name inside the storage; the same storage can hold several studies.
     study_name: str = "rewardsoup"

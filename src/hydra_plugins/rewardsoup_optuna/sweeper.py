@@ -3,122 +3,74 @@
 Per batch: ask up to ``n_jobs`` trials; each becomes the user's fixed command-line overrides + ``key=value``
 per searched key + ``++hydra.job.env_set.REWARDSOUP_OPTUNA_TRIAL=<n>`` (the job sees its trial number in
 the environment under any launcher); launch with ``initial_job_idx`` = trial number (job folders are named
-by trial, so a resumed sweep overwrites nothing); tell each job's float return value. A job that raised or
-returned None / a non-number / a non-finite number is told FAIL and the sweep goes on. Resume: see
+by trial, so a resumed sweep overwrites nothing); tell each job's result (`job_result`: its objective, or per-dataset values
+for a multi-objective study, constraints, pruned state). A job that raised or returned None / a non-number /
+a non-finite number is told FAIL and the sweep goes on. Several workers may share one stored study
+(`rewardsoup.sweep.study`): each asks, runs and tells its own trials, beating their heartbeats while they
+run, and a dead worker's RUNNING trials are failed and queued again. Resume: see
 ``config.py`` (``n_trials``, ``storage``). At the end ``optimization_results.yaml`` goes to the sweep dir.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
-import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException
-from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.plain import plain
 from rewardsoup.core.trial import TRIAL_ENV_VAR
+from rewardsoup.sweep.study import PRUNERS, fail_dead_trials, make_pruner, make_storage, this_worker, write_study_file
 
-from .config import DIRECTIONS, SAMPLERS
+from .config import CONSTRAINED_SAMPLERS, DIRECTIONS, SAMPLERS
+from .space import SearchSpaceError, _is_int, _name, _require, format_value, parse_distribution, wrap
+
+__all__ = ["RewardsoupOptunaSweeper", "SearchSpaceError", "format_value", "job_result", "parse_distribution"]
 
 log = logging.getLogger(__name__)
 
 SIMPLEX_PREFIX = "_simplex_raw_"
 RESULTS_FILE = "optimization_results.yaml"
-_BARE = re.compile(r"[A-Za-z_][\w\-./]*\Z")
-_RESERVED = {"true", "false", "null", "inf", "nan"}
 
 
-class SearchSpaceError(CompactHydraException):
-    """An invalid ``hydra.sweeper`` setting or command line; the message names the offending key."""
+def job_result(r: JobReturn) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """({objective, values, constraints, state}, None) for a usable return value, else (None, reason).
 
-
-def _is_num(v: Any, types: Tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(v, types) and not isinstance(v, bool)
-
-
-def _is_int(v: Any) -> bool:
-    return _is_num(v, (int,))
-
-
-def _name(key: Any, where: str) -> str:
-    """The Optuna param name of an override key: the key without a ``+``/``++`` prefix."""
-    ok = isinstance(key, str) and key.lstrip("+") != "" and key[0] != "~" and "=" not in key
-    _require(ok, where, f"invalid override key {key!r}")
-    return key.lstrip("+")
-
-
-def _require(ok: bool, where: str, message: str) -> None:
-    if not ok:
-        raise SearchSpaceError(f"{where}: {message}")
-
-
-def parse_distribution(key: str, spec: Any) -> Any:
-    """One ``params`` entry -> an Optuna distribution; raises SearchSpaceError naming ``key``."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    where, spec = f"hydra.sweeper.params['{key}']", plain(spec)
-    _require(isinstance(spec, dict), where, f"expected {{low, high}} or {{choices: [...]}}, got {spec!r}")
-    if "choices" in spec:
-        choices = spec["choices"]
-        _require(set(spec) == {"choices"}, where, f"a categorical spec takes only 'choices': {sorted(spec)}")
-        _require(isinstance(choices, list) and len(choices) > 0, where, "'choices' must be a non-empty list")
-        _require(all(c is None or isinstance(c, (bool, int, float, str)) for c in choices), where,
-                 f"choices must be strings, numbers, bools or null: {choices!r}")
-        return CategoricalDistribution(choices)
-    _require({"low", "high"} <= set(spec) <= {"low", "high", "log", "step", "type"}, where,
-             f"a range spec takes low, high and optionally log, step, type; got {sorted(spec)}")
-    low, high, step, use_log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
-    _require(_is_num(low) and _is_num(high), where, f"low/high must be numbers: low={low!r} high={high!r}")
-    _require(isinstance(use_log, bool), where, f"log must be true or false, got {use_log!r}")
-    kind = spec.get("type") or ("int" if all(_is_int(v) for v in (low, high, step or 1)) else "float")
-    _require(kind in ("int", "float"), where, f"type must be 'int' or 'float', got {kind!r}")
-    _require(low < high, where, f"low ({low}) must be < high ({high}): "
-             f"{'inverted range' if low > high else 'empty range'}")
-    _require(not use_log or low > 0, where, f"log scale needs low > 0, got low={low}")
-    _require(step is None or (_is_num(step) and step > 0), where, f"step must be a positive number: {step!r}")
-    _require(not (use_log and step is not None and (kind == "float" or step != 1)), where,
-             "log scale and step cannot be combined")
-    if kind == "int":
-        _require(all(float(v).is_integer() for v in (low, high, step or 1)), where,
-                 "an int range needs integer low/high/step")
-        return IntDistribution(int(low), int(high), log=use_log, step=int(step or 1))
-    return FloatDistribution(float(low), float(high), log=use_log, step=None if step is None else float(step))
-
-
-def format_value(v: Any) -> str:
-    """A sampled value as the right-hand side of a Hydra override (strings quoted when needed)."""
-    if v is None or isinstance(v, bool):
-        return {None: "null", True: "true", False: "false"}[v]
-    if isinstance(v, (int, float)):
-        return repr(v)
-    s = str(v)
-    if _BARE.match(s) and s.lower() not in _RESERVED:
-        return s
-    for q in ("'", '"'):
-        if q not in s:
-            return f"{q}{s}{q}"
-    raise SearchSpaceError(f"cannot write {s!r} as a Hydra override value (it holds both quote kinds)")
-
-
-def job_objective(r: JobReturn) -> Tuple[Optional[float], Optional[str]]:
-    """(value, None) for a usable return value, else (None, reason)."""
+    A job returns a number (its objective) or a mapping with ``objective`` and optionally ``values``
+    (name -> number, for ``objectives``), ``constraints`` (numbers, <= 0 feasible) and ``state``
+    (``complete`` or ``pruned``)."""
     if r.status != JobStatus.COMPLETED:
         return None, f"job raised {type(r._return_value).__name__}: {r._return_value}"
+    ret = r.return_value
+    out = dict(ret) if isinstance(ret, Mapping) else {"objective": ret}
     try:
-        value = float(r.return_value)
+        out["objective"] = float(out.get("objective"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return None, f"job returned {r.return_value!r}, not a number"
-    return (value, None) if math.isfinite(value) else (None, f"job returned non-finite {value}")
+        return None, f"job returned {ret!r}, not a number"
+    if not math.isfinite(out["objective"]):
+        return None, f"job returned non-finite {out['objective']}"
+    out.setdefault("state", "complete")
+    return out, None
+
+
+def trial_constraints(trial: Any) -> List[float]:
+    """Optuna's ``constraints_func``: the constraints the trial's job returned (<= 0 feasible), or none."""
+    return list(trial.user_attrs.get("constraints") or [0.0])
+
+
+def _finished(trials: List[Any]) -> int:
+    from optuna.trial import TrialState
+
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
 
 
 class RewardsoupOptunaSweeper(Sweeper):
@@ -127,22 +79,22 @@ class RewardsoupOptunaSweeper(Sweeper):
     def __init__(self, sampler: str = "tpe", sampler_kwargs: Any = None, seed: int = 0,
                  direction: str = "maximize", n_trials: int = 20, n_jobs: int = 1,
                  storage: Optional[str] = None, study_name: str = "rewardsoup", params: Any = None,
-                 simplex: Any = None) -> None:
+                 simplex: Any = None, objectives: Any = None, constraints: bool = False, pruner: str = "none",
+                 pruner_kwargs: Any = None, heartbeat_interval: Optional[int] = None,
+                 grace_period: Optional[int] = None, max_retry: Optional[int] = 2) -> None:
         super().__init__()
         self.sampler_name = str(sampler).lower()
         self.sampler_kwargs = plain(sampler_kwargs) or {}
         self.seed, self.direction, self.n_trials, self.n_jobs = seed, str(direction).lower(), n_trials, n_jobs
         self.storage, self.study_name = storage, study_name
         self.params, self.simplex = plain(params) or {}, plain(simplex) or []
+        self.objectives, self.constraints = plain(objectives), constraints
+        self.pruner, self.pruner_kwargs = str(pruner).lower(), plain(pruner_kwargs) or {}
+        self.heartbeat_interval, self.grace_period, self.max_retry = heartbeat_interval, grace_period, max_retry
         self.hydra_context, self.config, self.launcher = None, None, None
 
     def validate(self) -> None:
         """Check the settings and build the search space; raises SearchSpaceError naming the key."""
-        from optuna.distributions import FloatDistribution
-
-        self.space: Dict[str, Any] = {}  # Optuna param name -> distribution
-        self.override_keys: Dict[str, str] = {}  # value name -> override key as written (with +)
-        self.simplex_names: List[str] = []
         w = "hydra.sweeper"
         _require(self.sampler_name in SAMPLERS, f"{w}.sampler",
                  f"unknown sampler {self.sampler_name!r}; known samplers: {', '.join(SAMPLERS)}")
@@ -154,6 +106,36 @@ class RewardsoupOptunaSweeper(Sweeper):
         for field in ("seed", "n_trials", "n_jobs"):
             v = getattr(self, field)
             _require(_is_int(v) and (field == "seed" or v >= 1), f"{w}.{field}", f"invalid value {v!r}")
+        self._validate_study_settings(w)
+        self._build_space(w)
+
+    def _validate_study_settings(self, w: str) -> None:
+        objectives = self.objectives
+        _require(objectives is None or (isinstance(objectives, list) and len(objectives) >= 1
+                                        and len(set(map(str, objectives))) == len(objectives)), f"{w}.objectives",
+                 f"must be null or a list of distinct names, got {objectives!r}")
+        _require(objectives is None or self.sampler_name != "cmaes", f"{w}.sampler",
+                 "cmaes cannot run a multi-objective study (hydra.sweeper.objectives): use tpe, nsgaii or random")
+        _require(isinstance(self.constraints, bool), f"{w}.constraints", f"must be true or false: {self.constraints!r}")
+        _require(self.pruner in PRUNERS, f"{w}.pruner", f"{self.pruner!r} is not one of {', '.join(PRUNERS)}")
+        _require(self.pruner == "none" or self.storage is not None, f"{w}.pruner",
+                 "pruning needs hydra.sweeper.storage: each trial job reports to the stored study")
+        _require(self.pruner == "none" or objectives is None, f"{w}.pruner",
+                 "Optuna prunes single-objective studies only; unset hydra.sweeper.objectives or set pruner=none")
+        _require(isinstance(self.pruner_kwargs, dict), f"{w}.pruner_kwargs", "must be a mapping")
+        for field, low in (("heartbeat_interval", 1), ("grace_period", 1), ("max_retry", 0)):
+            v = getattr(self, field)
+            _require(v is None or (_is_int(v) and v >= low), f"{w}.{field}", f"must be null or an int >= {low}: {v!r}")
+        _require(self.heartbeat_interval is None or self.grace_period is None
+                 or self.grace_period > self.heartbeat_interval, f"{w}.grace_period",
+                 f"must exceed heartbeat_interval ({self.heartbeat_interval}), got {self.grace_period}")
+
+    def _build_space(self, w: str) -> None:
+        from optuna.distributions import FloatDistribution
+
+        self.space: Dict[str, Any] = {}  # Optuna param name -> distribution
+        self.override_keys: Dict[str, str] = {}  # value name -> override key as written (with +)
+        self.simplex_names: List[str] = []
         _require(isinstance(self.params, dict) and isinstance(self.simplex, list), w,
                  "params must be a mapping and simplex a list")
         _require(bool(self.params or self.simplex), f"{w}.params",
@@ -174,6 +156,11 @@ class RewardsoupOptunaSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
+        if isinstance(self.objectives, str):  # the key of a mapping whose keys name the objectives
+            found = OmegaConf.select(config, self.objectives)
+            _require(isinstance(found, DictConfig) and len(found) > 0, "hydra.sweeper.objectives",
+                     f"'{self.objectives}' is not a non-empty mapping of the config")
+            self.objectives = [str(k) for k in found.keys()]
         self.validate()
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -183,9 +170,12 @@ class RewardsoupOptunaSweeper(Sweeper):
         import optuna
 
         cls = {"tpe": optuna.samplers.TPESampler, "cmaes": optuna.samplers.CmaEsSampler,
-               "random": optuna.samplers.RandomSampler}[self.sampler_name]
+               "random": optuna.samplers.RandomSampler, "nsgaii": optuna.samplers.NSGAIISampler}[self.sampler_name]
+        kwargs = dict(self.sampler_kwargs)
+        if self.constraints and self.sampler_name in CONSTRAINED_SAMPLERS:
+            kwargs["constraints_func"] = trial_constraints
         try:
-            return cls(seed=seed, **self.sampler_kwargs)
+            return cls(seed=seed, **kwargs)
         except TypeError as e:
             raise SearchSpaceError(f"hydra.sweeper.sampler_kwargs: {e}") from e
 
@@ -210,71 +200,114 @@ class RewardsoupOptunaSweeper(Sweeper):
                      f"key '{o.key_or_group}' is also searched by hydra.sweeper (params/simplex)")
         return list(arguments)
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def open_study(self, sweep_dir: Path) -> Any:
+        """Create or load the study (shared by every worker of the same storage and study name)."""
         import optuna
-        from optuna.trial import TrialState
 
+        storage = wrap(make_storage)(self.storage, self.heartbeat_interval, self.grace_period, self.max_retry)
+        directions = [self.direction] * len(self.objectives) if self.objectives else [self.direction]
+        study = optuna.create_study(study_name=self.study_name, storage=storage, load_if_exists=True,
+                                    directions=directions, sampler=self.make_sampler(self.seed),
+                                    pruner=wrap(make_pruner)(self.pruner, self.pruner_kwargs))
+        stored = [d.name.lower() for d in study.directions]
+        _require(stored == directions, "hydra.sweeper.direction",
+                 f"stored study '{self.study_name}' has directions {stored}, this sweep {directions}")
+        if self.storage is not None:
+            write_study_file(sweep_dir, {"study_name": self.study_name, "storage": self.storage,
+                                         "pruner": self.pruner, "pruner_kwargs": self.pruner_kwargs})
+        return study
+
+    def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None
         fixed = self._check_arguments(arguments)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage, load_if_exists=True,
-                                    direction=self.direction, sampler=self.make_sampler(self.seed))
-        _require(study.direction.name.lower() == self.direction, "hydra.sweeper.direction",
-                 f"stored study '{self.study_name}' is {study.direction.name.lower()}, not {self.direction}")
+        atomic_write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
+        study = self.open_study(sweep_dir)
+        for number in fail_dead_trials(study, self.max_retry):
+            log.warning("Trial %d was left RUNNING by a worker that is gone: failed, and queued again", number)
         existing = study.get_trials(deepcopy=False)
-        for t in existing:
-            if t.state == TrialState.RUNNING:  # left behind by a killed run: not counted, asked anew
-                log.warning("Trial %d was left RUNNING by an earlier run: marking it FAIL", t.number)
-                study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         study.sampler = self.make_sampler(self.seed + len(existing))  # a resumed run draws new points
-        n_complete = sum(t.state == TrialState.COMPLETE for t in existing)
-        budget = max(0, self.n_trials - n_complete)
-        log.info("Study '%s' (%s, %s): %d complete trials, launching up to %d (n_trials=%d)",
-                 self.study_name, self.sampler_name, self.direction, n_complete, budget, self.n_trials)
+        budget = max(0, self.n_trials - _finished(existing))
+        log.info("Study '%s' (%s, %s): %d finished trials, launching up to %d (n_trials=%d)",
+                 self.study_name, self.sampler_name, self.direction, _finished(existing), budget, self.n_trials)
         launched = 0
         while launched < budget:
-            trials = [study.ask(fixed_distributions=dict(self.space))
-                      for _ in range(min(self.n_jobs, budget - launched))]
-            launched += len(trials)
-            self._run_batch(study, trials, fixed)
+            fail_dead_trials(study, self.max_retry)
+            trials = study.get_trials(deepcopy=False)
+            running = sum(t.state.name == "RUNNING" for t in trials)  # other workers' trials in flight
+            n = min(self.n_jobs, budget - launched, self.n_trials - _finished(trials) - running)
+            if n <= 0:
+                break
+            batch = [study.ask(fixed_distributions=dict(self.space)) for _ in range(n)]
+            launched += len(batch)
+            self._run_batch(study, batch, fixed)
         return self.report(study, sweep_dir)
+
+    def _launch(self, study: Any, trials: List[Any], batch: List[List[str]]) -> List[JobReturn]:
+        """Launch runs of consecutive trial numbers (= job numbers) while beating each trial's heartbeat."""
+        from optuna.storages._heartbeat import get_heartbeat_thread
+
+        assert self.launcher is not None
+        results: List[JobReturn] = []
+        with contextlib.ExitStack() as beats:
+            for trial in trials:
+                beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+            start = 0
+            for end in range(1, len(trials) + 1):
+                if end == len(trials) or trials[end].number != trials[end - 1].number + 1:
+                    results += self.launcher.launch(batch[start:end], initial_job_idx=trials[start].number)
+                    start = end
+        return results
 
     def _run_batch(self, study: Any, trials: List[Any], fixed: List[str]) -> None:
         from optuna.trial import TrialState
 
-        assert self.launcher is not None
         try:
             batch = []
             for trial in trials:
                 values = self.values(trial.params)
                 trial.set_user_attr("overrides", values)
+                trial.set_user_attr("worker", this_worker())
                 batch.append(fixed + [f"{self.override_keys[n]}={format_value(v)}" for n, v in values.items()]
                              + [f"++hydra.job.env_set.{TRIAL_ENV_VAR}={trial.number}"])
             self.validate_batch_is_legal(batch)
-            results: List[JobReturn] = []
-            start = 0
-            for end in range(1, len(trials) + 1):  # runs of consecutive trial numbers = job numbers
-                if end == len(trials) or trials[end].number != trials[end - 1].number + 1:
-                    results += self.launcher.launch(batch[start:end], initial_job_idx=trials[start].number)
-                    start = end
+            results = self._launch(study, trials, batch)
         except BaseException:
             for trial in trials:
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
         for trial, r in zip(trials, results):
-            value, error = job_objective(r)
-            if error is None:
-                study.tell(trial, value)
-                log.info("Trial %d: %s -> %.6g", trial.number, trial.user_attrs["overrides"], value)
-                continue
-            exc = r._return_value if isinstance(r._return_value, BaseException) else None
-            log.error("Trial %d FAILED (%s); the sweep goes on", trial.number, error,
-                      exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
-            trial.set_user_attr("error", error)
-            study.tell(trial, state=TrialState.FAIL)
+            self._tell(study, trial, r)
+
+    def _tell(self, study: Any, trial: Any, r: JobReturn) -> None:
+        from optuna.trial import TrialState
+
+        out, error = job_result(r)
+        if out is not None and out.get("constraints") is not None:
+            trial.set_user_attr("constraints", [float(c) for c in out["constraints"]])
+        if out is not None and out["state"] == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("Trial %d: %s -> pruned at %.6g", trial.number, trial.user_attrs["overrides"], out["objective"])
+            return
+        if out is not None and self.objectives:
+            values = out.get("values") or {}
+            missing = [n for n in self.objectives if n not in values]
+            if missing:
+                error = f"job returned no value for {missing} (hydra.sweeper.objectives); it returned {sorted(values)}"
+            else:
+                study.tell(trial, [float(values[n]) for n in self.objectives])
+                log.info("Trial %d: %s -> %s", trial.number, trial.user_attrs["overrides"], values)
+                return
+        elif out is not None:
+            study.tell(trial, out["objective"])
+            log.info("Trial %d: %s -> %.6g", trial.number, trial.user_attrs["overrides"], out["objective"])
+            return
+        exc = r._return_value if isinstance(r._return_value, BaseException) else None
+        log.error("Trial %d FAILED (%s); the sweep goes on", trial.number, error,
+                  exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
+        trial.set_user_attr("error", error)
+        study.tell(trial, state=TrialState.FAIL)
 
     def report(self, study: Any, sweep_dir: Path) -> Dict[str, Any]:
         """Write and print ``optimization_results.yaml``; returns its content."""
@@ -284,14 +317,19 @@ class RewardsoupOptunaSweeper(Sweeper):
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         result: Dict[str, Any] = {
             "study_name": self.study_name, "storage": self.storage, "sampler": self.sampler_name,
-            "direction": self.direction, "n_trials": self.n_trials, "n_complete": len(complete),
+            "direction": self.direction, "objectives": self.objectives, "n_trials": self.n_trials,
+            "n_complete": len(complete), "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
             "n_failed": sum(t.state == TrialState.FAIL for t in trials),
-            "best_trial": None, "best_value": None, "best_params": None,
+            "best_trial": None, "best_value": None, "best_params": None, "front": None,
         }
-        if complete:
+        if complete and self.objectives:
+            result["front"] = [{"trial": t.number, "values": dict(zip(self.objectives, map(float, t.values))),
+                                "params": dict(t.user_attrs.get("overrides") or self.values(t.params))}
+                               for t in study.best_trials]
+        elif complete:
             best = study.best_trial
             result.update(best_trial=best.number, best_value=float(best.value),
                           best_params=dict(best.user_attrs.get("overrides") or self.values(best.params)))
-        OmegaConf.save(OmegaConf.create(result), sweep_dir / RESULTS_FILE)
+        atomic_write_text(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(result)))
         print(f"[rewardsoup_optuna] {sweep_dir / RESULTS_FILE}:\n{OmegaConf.to_yaml(result)}", flush=True)
         return result

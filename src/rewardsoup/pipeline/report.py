@@ -11,7 +11,7 @@ from rewardsoup.sweep import ledger
 
 from rewardsoup.evaluation import tables
 from rewardsoup.core.atomic import atomic_write_text
-from rewardsoup.sweep.pick import best_row
+from rewardsoup.sweep.summary import PICK_FILE
 from rewardsoup.training.member import MEMBER_META
 
 
@@ -56,7 +56,8 @@ def write_real_report(run: dict) -> Path:
         lines.append(f"| {name} | {meta['data']['name']} | {meta['objective']['name']} | {meta['split_sizes']['train']} "
                      f"| {meta['val']['n']} | {meta['val']['accuracy']:.3f} | {meta['train_wall_s']:.0f} |")
     rows = ledger.read(run["sweep"])[1]
-    best = best_row(rows)  # the trial the pick exported
+    pick = json.loads((Path(run["sweep"]) / PICK_FILE).read_text())  # the trial the pick exported
+    best = next(r for r in rows if r["key"] == pick["key"])
     lines += ["", f"## Sweep: {len(rows)} trials", "", f"Best val objective {best['objective']:.4f} with "
               f"`{best['params']}`.", "", "## Test table", "", Path(run["report"]).read_text(),
               *evidence(metas, Path(run["report"]).with_name("results.json")), "## Wall times", "",

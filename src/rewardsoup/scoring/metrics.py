@@ -130,6 +130,27 @@ def metrics(scored: Scored, bootstrap: int = 1000, seed: int = 0) -> dict[str, A
     return out
 
 
+def text_index(evalset: EvalSet, rows: np.ndarray) -> np.ndarray:
+    """Positions in `evalset.ids` of the texts of `rows`, in the order `take_rows` keeps them."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if evalset.schema == "pairwise":
+        return np.concatenate([rows, rows + evalset.n])
+    if evalset.schema == "binary":
+        return rows
+    starts = np.concatenate([[0], np.cumsum(evalset.sizes)[:-1]]).astype(np.int64)
+    return np.concatenate([np.arange(starts[r], starts[r] + evalset.sizes[r]) for r in rows] or [np.zeros(0, np.int64)])
+
+
+def take_rows(evalset: EvalSet, rows: np.ndarray) -> EvalSet:
+    """The rows `rows` of `evalset` as an EvalSet of their own (a sweep trial scores its val sets in chunks)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    ids = [evalset.ids[i] for i in text_index(evalset, rows)]
+    labels = None if evalset.labels is None else evalset.labels[rows]
+    sizes = None if evalset.sizes is None else evalset.sizes[rows]
+    subsets = None if evalset.subsets is None else [evalset.subsets[i] for i in rows]
+    return EvalSet(evalset.name, evalset.schema, ids, labels, evalset.truncated, sizes, subsets)
+
+
 def score_evalset(model, evalset: EvalSet, pad_id: int, batch_size: int = 32) -> Scored:
     """One forward pass over every text of the set (chosen and rejected batched together)."""
     return Scored(evalset, score_ids(model, evalset.ids, pad_id, batch_size))

@@ -7,11 +7,11 @@ Registered as `merge_schema` (conf/merge.yaml extends it). Values and their reas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import LoggerConfig, PathsConfig, at_least_one, checked, finite, not_negative, one_of, store
+from rewardsoup.core.config import LoggerConfig, PathsConfig, at_least_one, checked, finite, not_negative, one_of, store, within
 from rewardsoup.data.config import DataConfig
 from rewardsoup.merging.config import MergeConfig
 from rewardsoup.models.config import ModelConfig
@@ -28,6 +28,7 @@ class SweepObjectiveConfig:
     kind: str = checked(check=one_of(*KINDS))
     weights: Dict[str, float] = checked(factory=dict, each=finite)  # kind=weighted: dataset name -> weight
     binary_metric: str = checked(check=one_of(*BINARY_METRICS))
+    max_loss: float = checked(check=within(0, 1))  # kind=floors: most a dataset may lose against its best member
 
 
 @dataclass
@@ -42,12 +43,14 @@ class TrialConfig:
     max_length: int = checked(check=at_least_one)
     batch_size: int = checked(check=at_least_one)
     trim_ranks: bool = MISSING
+    chunks: int = checked(check=at_least_one)  # with a pruner: val rows scored in this many chunks
 
 
 @dataclass
 class PickConfig:
     name: str = MISSING
     bootstrap: int = checked(check=not_negative)
+    push_to_hub: Optional[str] = None  # a hub repo id to upload the picked soup folder to; null: no upload
     seed_ties: MergeConfig = MISSING  # the seed's soup, tested beside the picked one
 
 

@@ -17,8 +17,9 @@ from typing import Any, Mapping
 
 from filelock import FileLock
 
-from rewardsoup.core.atomic import atomic_write_json
+from rewardsoup.core.atomic import atomic_write_json, atomic_write_text
 from rewardsoup.core.errors import ConfigError
+from rewardsoup.sweep.objective import non_dominated
 
 LEDGER, HEADER = "ledger.jsonl", "sweep.json"
 
@@ -100,3 +101,26 @@ def request_key(request: Mapping[str, Any]) -> str:
 def find(rows: list[dict], request: Mapping[str, Any]) -> dict | None:
     key = request_key(request)
     return next((r for r in rows if r.get("key") == key), None)
+
+
+def complete(rows: list[dict]) -> list[dict]:
+    """Rows of trials that scored every val row (pruned trials hold partial scores: never picked or ranked)."""
+    return [r for r in rows if r.get("state", "complete") == "complete"]
+
+
+def mark_front(sweep_dir: str | Path) -> list[dict]:
+    """Set `front` on every row: true for the complete trials no other complete trial beats or equals on every
+    dataset's val score and beats on one (the Pareto front), false otherwise. The ledger is rewritten in
+    place, atomically, under its lock. Returns the rows."""
+    path = Path(sweep_dir) / LEDGER
+    with FileLock(f"{path}.lock"):
+        header, rows = read(sweep_dir)
+        done = complete(rows)
+        datasets = header["datasets"]
+        flags = non_dominated([[r["val"][d] for d in datasets] for r in done])
+        on_front = {id(r) for r, f in zip(done, flags) if f}
+        for r in rows:
+            r["front"] = id(r) in on_front
+        text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
+        atomic_write_text(path, text)
+    return rows

@@ -1,7 +1,10 @@
 """The sweep objective: one number per trial from its per-dataset val scores.
 
 `dataset_score` turns a dataset's metrics into its score (accuracy, or AUC on binary sets with
-`sweep.objective.binary_metric=auc`), `objective_value` combines the datasets (mean, weighted mean or worst).
+`sweep.objective.binary_metric=auc`), `objective_value` combines the datasets (mean, weighted mean or worst;
+`floors` is the mean, under one constraint per dataset). `floor_constraints` gives those constraints in
+Optuna's convention (<= 0 is feasible): a dataset's score may lose at most `sweep.objective.max_loss`
+against the best member's score on that dataset. `non_dominated` finds the Pareto front of per-dataset scores.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any, Mapping
 
 from rewardsoup.core.errors import ConfigError
 
-KINDS = ("mean", "weighted", "worst")  # how the per-dataset scores combine into a trial's objective
+KINDS = ("mean", "weighted", "worst", "floors")  # how the per-dataset scores combine into a trial's objective
 BINARY_METRICS = ("accuracy", "auc")  # a binary set's score: accuracy (logit > 0) or AUC (ranking only)
 
 
@@ -20,7 +23,7 @@ def objective_value(per_dataset: Mapping[str, float], objective: Mapping[str, An
     kind = str(objective.get("kind", "mean"))
     _binary_metric(objective)
     vals = {k: v for k, v in per_dataset.items()}
-    if kind == "mean":
+    if kind in ("mean", "floors"):
         return sum(vals.values()) / len(vals)
     if kind == "worst":
         return min(vals.values())
@@ -48,3 +51,27 @@ def _binary_metric(objective: Mapping[str, Any]) -> str:
     if metric not in BINARY_METRICS:
         raise ConfigError(f"sweep.objective.binary_metric='{metric}' is not one of {', '.join(BINARY_METRICS)}")
     return metric
+
+
+def floors_from_members(member_scores: Mapping[str, Mapping[str, float]], max_loss: float) -> dict[str, float]:
+    """Per dataset: the best member's score minus `max_loss` (member name -> dataset -> score)."""
+    datasets = sorted({d for scores in member_scores.values() for d in scores})
+    return {d: max(scores[d] for scores in member_scores.values() if d in scores) - float(max_loss) for d in datasets}
+
+
+def floor_constraints(per_dataset: Mapping[str, float], floors: Mapping[str, float]) -> dict[str, float]:
+    """floor - score per dataset: <= 0 where the floor holds (Optuna's constraint convention)."""
+    return {d: float(floors[d]) - float(per_dataset[d]) for d in sorted(floors)}
+
+
+def violation(constraints: Mapping[str, float]) -> float:
+    """How far a trial is from meeting every floor: the sum of the positive constraint values."""
+    return float(sum(max(0.0, c) for c in constraints.values()))
+
+
+def non_dominated(points: list[list[float]]) -> list[bool]:
+    """True for each point no other point dominates (>= everywhere, > somewhere), maximising every coordinate."""
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+    return [not any(dominates(q, p) for j, q in enumerate(points) if j != i) for i, p in enumerate(points)]

@@ -1,79 +1,35 @@
 """Pick the best trial of a finished sweep, export it with mergekit, test it, and plot the sweep.
 
-1. best row of the ledger by val objective (earliest on ties);
+1. the ledger's row picked by `sweep.summary.choose` (the objective's rule: floors, mean, worst, weighted);
 2. that request merged to disk by mergekit (atomic, mergekit YAML beside) under paths.soups/<pick.name>;
 3. the seed's `seed_ties` soup written too when missing (its weights from conf/merge/seed_ties.yaml);
 4. evaluate.py's table on the TEST splits, which no trial saw: members, the picked soup, seed_ties, the
    uniform soup, the logit ensemble and the reference rows (untrained base, length heuristic), with
    bootstrap intervals, paired differences against the specialists and the recipe's 2-point bar;
-5. plots (PNG, also logged to W&B): objective against each weight and density; per-dataset val
-   accuracy trade-off across trials with the chosen point marked.
+5. plots and the W&B summary run (`sweep.summary`): objective against each weight and density; the
+   per-dataset trade-off with the Pareto front, the members, the pick and the floors.
 """
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rewardsoup.sweep import ledger
-from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.soup import export
-from rewardsoup.core.tracking import start_run
 from rewardsoup.evaluation.job import evaluate_models
+from rewardsoup.models.cards import check_upload, push_folder, write_soup_card
+from rewardsoup.sweep.summary import choose, summarize
 
 
-def best_row(rows: list[dict]) -> dict:
-    if not rows:
-        raise ConfigError("the sweep has no finished trials in its ledger yet")
-    return max(enumerate(rows), key=lambda ir: (ir[1]["objective"], -ir[0]))[1]
-
-
-def plot_sweep(rows: list[dict], best: dict, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    numeric = sorted({k for r in rows for k, v in r["params"].items()
-                      if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    if numeric:
-        fig, axes = plt.subplots(1, len(numeric), figsize=(4 * len(numeric), 3.4), squeeze=False)
-        for ax, key in zip(axes[0], numeric):
-            pts = [(r["params"][key], r["objective"]) for r in rows if key in r["params"]]
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, alpha=0.7)
-            if key in best["params"]:
-                ax.scatter([best["params"][key]], [best["objective"]], s=120, marker="*", color="red", label="picked")
-            ax.set_xlabel(key)
-            ax.set_ylabel("val objective")
-        axes[0][0].legend(loc="best")
-        fig.tight_layout()
-        paths.append(out_dir / "objective_vs_params.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    datasets = sorted(best["val"])
-    pairs = list(itertools.combinations(datasets, 2))
-    if pairs:
-        fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 3.6), squeeze=False)
-        for ax, (a, b) in zip(axes[0], pairs):
-            ax.scatter([r["val"][a] for r in rows], [r["val"][b] for r in rows], c=[r["objective"] for r in rows],
-                       cmap="viridis", s=20)
-            ax.scatter([best["val"][a]], [best["val"][b]], s=140, marker="*", color="red", label="picked")
-            ax.set_xlabel(f"{a} val acc")
-            ax.set_ylabel(f"{b} val acc")
-        axes[0][0].legend(loc="best")
-        fig.suptitle("per-dataset trade-off across trials")
-        fig.tight_layout()
-        paths.append(out_dir / "tradeoff.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    return paths
+def best_row(rows: list[dict], objective: Mapping[str, Any] | None = None,
+             floors: Mapping[str, float] | None = None) -> dict:
+    """The row the pick takes (`summary.choose`)."""
+    return choose(rows, objective, floors)[0]
 
 
 def _seed_ties_request(cfg: DictConfig, members: dict) -> dict:
@@ -89,12 +45,15 @@ def _seed_ties_request(cfg: DictConfig, members: dict) -> dict:
 
 
 def pick_best(cfg: DictConfig) -> dict[str, Any]:
-
     sweep_dir = Path(cfg.sweep.dir)
-    header, rows = ledger.read(sweep_dir)
-    best = best_row(rows)
+    header, _ = ledger.read(sweep_dir)
+    repo = cfg.pick.get("push_to_hub")
+    if repo:
+        check_upload(str(repo))  # the hub is unreachable: say so before minutes of export and testing
+    outcome = summarize(cfg)  # front marked, rule applied, plots, pick.json, the W&B summary run
+    best, rows = outcome["best"], outcome["rows"]
     request = best["request"]
-    print(f"[rewardsoup] {len(rows)} trials in {sweep_dir}; best: trial {best['trial']} ({best['source']}) "
+    print(f"[rewardsoup] {len(rows)} trials in {sweep_dir}; picked: trial {best['trial']} ({best['source']}) "
           f"val objective {best['objective']:.4f} {best['params']}", flush=True)
     soups = Path(cfg.paths.soups)
     picked = export(request, soups / str(cfg.pick.name))
@@ -106,7 +65,6 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
         if not (seed_dir / SOUP_CONFIG).exists():
             export(seed_req, seed_dir)
         models["seed_ties"] = str(seed_dir)
-    plots = plot_sweep(rows, best, sweep_dir / "plots")
     eval_cfg = OmegaConf.create(plain(cfg))
     with open_dict(eval_cfg):
         eval_cfg.models, eval_cfg.split = models, "test"
@@ -115,9 +73,15 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
         eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
         eval_cfg.references = {"base": True, "length": True}
     result = evaluate_models(eval_cfg)
-    with start_run(cfg, job_type="pick", name=f"pick-{cfg.sweep.name}", group=str(cfg.sweep.name)) as tracker:
-        for p in plots:
-            tracker.image(f"sweep/{p.stem}", str(p))
-        tracker.summary({"best_objective": best["objective"], **{f"best/{k}": v for k, v in best["params"].items()}})
+    write_soup_card(picked, request, name=str(cfg.pick.name), evaluation=result, load_from=str(repo) if repo else None,
+                    sweep={"name": str(cfg.sweep.name), "dir": str(sweep_dir), "objective": header["objective"],
+                           "rule": str(cfg.sweep.objective.kind), "trial": best["trial"], "source": best["source"],
+                           "params": best["params"], "objective_value": best["objective"], "val": best["val"],
+                           "n_trials": len(rows), "note": outcome["note"]})
+    if repo:
+        print(f"[rewardsoup] pushed {picked} -> {push_folder(picked, str(repo))}", flush=True)
+    if outcome["note"]:
+        print(f"[rewardsoup] WARNING: {outcome['note']}", flush=True)
+    plots = outcome["plots"]
     print(f"[rewardsoup] picked soup: {picked}\n[rewardsoup] plots: {', '.join(str(p) for p in plots)}", flush=True)
-    return {"best": best, "soup": str(picked), "plots": [str(p) for p in plots], **result}
+    return {"best": best, "soup": str(picked), "plots": [str(p) for p in plots], "note": outcome["note"], **result}

@@ -22,7 +22,10 @@ from rewardsoup.core.plain import plain
 from rewardsoup.core.trial import TRIAL_ENV_VAR
 from rewardsoup.merging.soup import merge_request, merge_soup
 from rewardsoup.core.tracking import start_run
-from rewardsoup.sweep.objective import objective_value
+from rewardsoup.sweep import references
+from rewardsoup.sweep.objective import floor_constraints, objective_value, violation
+from rewardsoup.sweep.pruning import Reporter, reporter
+from rewardsoup.sweep.references import ingredients
 from rewardsoup.sweep.trials import score_request
 from rewardsoup.sweep.pick import pick_best
 
@@ -55,57 +58,83 @@ def _header(cfg: DictConfig, request: Mapping[str, Any]) -> dict:
     return ledger.header_for(request, list(cfg.datasets.keys()), plain(cfg.sweep.objective))
 
 
-def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any) -> dict[str, Any]:
+def _feasibility(cfg: DictConfig, sweep_dir, result: Mapping[str, Any]) -> dict[str, Any]:
+    """kind=floors: each dataset's constraint (floor - score, <= 0 holds) and whether all hold."""
+    if str(cfg.sweep.objective.kind) != "floors" or result["state"] != "complete":
+        return {"constraints": None, "feasible": None}
+    cons = floor_constraints(result["val"], references.floors(cfg, sweep_dir))
+    return {"constraints": cons, "feasible": violation(cons) == 0.0}
+
+
+def wandb_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's W&B summary: objective, val/<dataset>/<metric>, state, pruned, feasibility, cost."""
+    out: dict[str, Any] = {"objective": row["objective"], "state": row["state"], "pruned": row["state"] == "pruned",
+                           "texts_scored": row["texts"], "trial_s": row["trial_s"]}
+    for ds, m in row["val_detail"].items():
+        out.update({f"val/{ds}/{k}": v for k, v in m.items() if k in ("accuracy", "auc", "n")})
+    if row.get("feasible") is not None:
+        out.update({"feasible": row["feasible"], "violation": violation(row["constraints"]),
+                    **{f"constraint/{ds}": c for ds, c in row["constraints"].items()}})
+    return out
+
+
+def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any,
+           report: Reporter | None = None) -> dict[str, Any]:
     """Score one request (or reuse its ledger row), log one W&B run, append one ledger row."""
     objective_value({ds: 0.5 for ds in cfg.datasets}, plain(cfg.sweep.objective))  # checked before anything is written
     sweep_dir = ledger.open_sweep(cfg.sweep.dir, _header(cfg, merge_request(cfg)))  # the sweep's full member set
     _, rows = ledger.read(sweep_dir)
     done = ledger.find(rows, request)
     if done is not None:
-        print(f"[rewardsoup] trial {trial}: already in the ledger (objective {done['objective']:.4f})", flush=True)
+        print(f"[rewardsoup] trial {trial}: already in the ledger (objective {done['objective']:.4f}, "
+              f"{done.get('state', 'complete')})", flush=True)
         return done
-    result = score_request(cfg, request)
+    result = score_request(cfg, request, report)
     params = flat_params(request)
     row = {"trial": trial, "source": source, "key": ledger.request_key(request), "request": dict(request),
            "params": params, "objective": result["objective"], "val": result["val"],
+           "val_detail": {ds: {k: v for k, v in m.items() if k in ("n", "accuracy", "auc")}
+                          for ds, m in result["val_detail"].items()},
+           "state": result["state"], "texts": result["texts"], "steps": result["steps"],
+           **_feasibility(cfg, sweep_dir, result),
            "merge_s": result["merge_s"], "trial_s": result["trial_s"], "time": time.time()}
     with start_run(cfg, job_type="trial", name=f"{cfg.sweep.name}-{source}-{trial}", group=str(cfg.sweep.name),
                    config={**params, "sweep": str(cfg.sweep.name), "source": source, "trial": trial}) as tracker:
-        tracker.log({"objective": result["objective"], **{f"val/{k}": v for k, v in result["val"].items()},
-                     "trial_s": result["trial_s"]})
-        tracker.summary({"objective": result["objective"]})
+        summary = wandb_metrics(row)
+        tracker.log(summary)
+        tracker.summary(summary)
     ledger.append(sweep_dir, row)
     vals = ", ".join(f"{k} {v:.3f}" for k, v in result["val"].items())
-    print(f"[rewardsoup] trial {trial} ({source}): objective {result['objective']:.4f} [{vals}] "
-          f"{params} in {result['trial_s']:.1f}s", flush=True)
+    extra = "" if row["feasible"] is None else (" feasible" if row["feasible"] else " below a floor")
+    print(f"[rewardsoup] trial {trial} ({source}, {row['state']}{extra}): objective {result['objective']:.4f} "
+          f"[{vals}] {params} in {result['trial_s']:.1f}s, {row['texts']} texts", flush=True)
     return row
 
 
-def run_trial(cfg: DictConfig) -> float:
+def sweeper_result(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial job hands the rewardsoup_optuna sweeper: the objective, each dataset's score (for
+    multi-objective studies), the floor constraints and the state (complete or pruned)."""
+    cons = row.get("constraints")
+    return {"objective": float(row["objective"]), "values": dict(row["val"]), "state": row.get("state", "complete"),
+            "constraints": None if cons is None else [cons[d] for d in sorted(cons)]}
+
+
+def run_trial(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
-    trial = os.environ.get(TRIAL_ENV_VAR)
-    if trial is None:  # a Hydra multirun job number, or (wandb agent, single runs) a unique run id
+    trial: Any = os.environ.get(TRIAL_ENV_VAR)
+    if trial is not None:  # the Optuna trial number, as Optuna counts it
+        trial = int(trial)
+    else:  # a Hydra multirun job number, or (wandb agent, single runs) a unique run id
         trial = HydraConfig.get().job.num if _multirun() else os.environ.get("WANDB_RUN_ID", f"run-{time.time_ns()}")
     source = "optuna" if TRIAL_ENV_VAR in os.environ else "grid"
-    return float(record(cfg, merge_request(cfg), source, trial)["objective"])
-
-
-def _with(request: Mapping[str, Any], members: list[str], method: str) -> dict[str, Any]:
-    """`request` restricted to `members` with equal weights (the model-soups ingredients)."""
-    r = dict(request)
-    r["members"] = {n: request["members"][n] for n in members}
-    r["method"] = method
-    r["weights"] = {n: 1.0 for n in members}
-    r["density"] = None if method == "linear" else (request.get("density") if request.get("density") else 1.0)
-    r["params"] = {"normalize": True} if method == "linear" else dict(request.get("params") or {})
-    return r
+    return sweeper_result(record(cfg, merge_request(cfg), source, trial, reporter(cfg.sweep.dir)))
 
 
 def run_uniform(cfg: DictConfig) -> float:
     """The uniform soup: an equal-weight linear merge of every member."""
     request = merge_request(cfg)
-    return float(record(cfg, _with(request, sorted(request["members"]), "linear"), "uniform", "uniform")["objective"])
+    return float(record(cfg, ingredients(request, sorted(request["members"]), "linear"), "uniform", "uniform")["objective"])
 
 
 def run_greedy(cfg: DictConfig) -> float:
@@ -113,12 +142,12 @@ def run_greedy(cfg: DictConfig) -> float:
     to an equal-weight soup (method `greedy.method`, linear by default) if the objective improves."""
     request = merge_request(cfg)
     method = str(cfg.greedy.method)
-    solo = {n: record(cfg, _with(request, [n], "linear"), "greedy", f"solo-{n}")["objective"]
+    solo = {n: record(cfg, ingredients(request, [n], "linear"), "greedy", f"solo-{n}")["objective"]
             for n in sorted(request["members"])}
     order = sorted(solo, key=lambda n: -solo[n])
     soup, best = [order[0]], solo[order[0]]
     for n in order[1:]:
-        value = record(cfg, _with(request, soup + [n], method), "greedy", f"add-{'+'.join(soup + [n])}")["objective"]
+        value = record(cfg, ingredients(request, soup + [n], method), "greedy", f"add-{'+'.join(soup + [n])}")["objective"]
         if value > best:
             soup, best = soup + [n], value
     print(f"[rewardsoup] greedy soup: {soup} (val objective {best:.4f}; solo {solo})", flush=True)

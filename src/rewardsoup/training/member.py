@@ -9,15 +9,38 @@ Settings beyond lr/epochs (conf/train.yaml): `head_init` (`base` keeps the base'
 zeroes the member's copy before training; the base folder is never changed, so members stay
 merge-compatible), `head_lr` (a learning rate of its own for the score head), `scheduler`
 (constant|linear|cosine after a warmup of `warmup_ratio` of the optimizer steps).
+
+Several processes (`accelerate launch --multi_gpu --num_processes N train.py ...`, or torchrun): DDP through the
+Trainer's own accelerate engine; every rank trains on its shard of each step, and only rank 0 writes.
+- accelerate's `PartialState` is opened first (same device choice and `ddp_timeout` as the Trainer, which then
+  reuses its process group). Under `main_process_first()` rank 0 builds the base, reads the data and tidies
+  the work dir (removes a stale one, or checkpoints a kill cut short) while the other ranks wait; they then
+  find the base and only read. Checkpoints are the Trainer's (`args.should_save`: rank 0 writes the model,
+  optimizer and scheduler; each rank adds only its own `rng_state_<rank>.pth`).
+- Only rank 0 opens the W&B run (the others get the no-op `Tracker`), and only `trainer.is_world_process_zero()`
+  writes the member folder and `rewardsoup_member.json` and removes the work dir, after a
+  `wait_for_everyone()` so no rank still touches a checkpoint.
+- Validation runs on EVERY rank, on the full val set, through the unwrapped model (`trainer.model`): forward
+  passes only, no collective, no sharding, so it gives a one-process run's numbers and cannot deadlock (a
+  collective entered by one rank only would; rank 0 alone plus a barrier would leave the others waiting on a
+  timeout through a long evaluation). Rank 0's numbers are the ones logged and saved.
+- Data order: the Trainer's length-grouped sampler is drawn identically on every rank and accelerate hands
+  each rank its own per-device batches of it, so one optimizer step sees train.batch_size x train.grad_accum
+  x N rows (`distributed.effective_batch_size` in the metadata): keep that product when changing N. The
+  sampler sizes its length-sorted megabatches from the per-device batch, so N x B rows do not replay the
+  one-process order at batch N x B row for row (they do when every row has one length, as in
+  tests/test_distributed_training.py): same recipe, not the same bits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +48,14 @@ from omegaconf import DictConfig
 
 from rewardsoup.core.atomic import atomic_dir, atomic_write_json
 from rewardsoup.models.base import BASE_META, MEMBER_META, build_base, check_reward_model
+from rewardsoup.models.cards import write_member_card
 from rewardsoup.data import load_splits
 from rewardsoup.core.errors import ConfigError, DataError, RewardSoupError
 from rewardsoup.core.plain import plain
 from rewardsoup.scoring.metrics import evalset_from_split, validation_metrics
 from rewardsoup.training.config import SCHEDULERS
 from rewardsoup.training.objectives import adapt_splits, get_objective, head_parameter_names
-from rewardsoup.core.tracking import start_run
+from rewardsoup.core.tracking import Tracker, start_run
 
 log = logging.getLogger("rewardsoup.training.member")
 
@@ -62,6 +86,32 @@ def _precision(choice: str) -> dict[str, Any]:
     if choice == "auto":
         choice = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
     return {"bf16": choice == "bf16", "fp16": choice == "fp16", "use_cpu": not cuda}
+
+
+def _process_state(t: DictConfig):
+    """accelerate's PartialState of this launch (one process under plain `python train.py`), opened on the
+    device TrainingArguments will pick (train.precision's `use_cpu` or `accelerate launch --cpu`) and with its
+    default `ddp_timeout`: the Trainer reuses the process group opened here."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+    from transformers import TrainingArguments
+
+    cpu = _precision(str(t.precision))["use_cpu"] or parse_flag_from_env("ACCELERATE_USE_CPU")
+    return PartialState(cpu=cpu, timeout=timedelta(seconds=TrainingArguments.ddp_timeout))
+
+
+def _base(model_cfg: DictConfig) -> Path:
+    """Build (or reuse) the merge-ready base; under main_process_first only rank 0 can find it missing."""
+    fresh = not (Path(model_cfg.base_dir) / BASE_META).exists()
+    base_dir = build_base(model_cfg)
+    check_reward_model(base_dir)
+    print(f"[rewardsoup] base: {base_dir} ({'built' if fresh else 'found'})", flush=True)
+    return base_dir
+
+
+def _tracking(cfg: DictConfig, name: str, main: bool):
+    """The job's W&B run on the main process; the no-op Tracker on the other ranks."""
+    return start_run(cfg, job_type="train", name=name) if main else contextlib.nullcontext(Tracker())
 
 
 def _trainer_args(t: DictConfig, work_dir: Path, tracked: bool, name: str) -> dict[str, Any]:
@@ -113,18 +163,20 @@ def _complete(ckpt: Path) -> bool:
         return False
 
 
-def _last_checkpoint(work_dir: Path) -> str | None:
-    """The newest COMPLETE checkpoint; ones a kill cut short are removed so they are never resumed."""
+def _last_checkpoint(work_dir: Path, main: bool = True) -> str | None:
+    """The newest COMPLETE checkpoint; the main process removes ones a kill cut short so they are never resumed."""
     ckpts = sorted((work_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     for ckpt in reversed(ckpts):
         if _complete(ckpt):
             return str(ckpt)
+        if not main:
+            continue
         print(f"[rewardsoup] {ckpt.name} is incomplete (interrupted while saving); removing it", flush=True)
         shutil.rmtree(ckpt, ignore_errors=True)
     return None
 
 
-def _prepared_data(cfg: DictConfig, objective, tokenizer):
+def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
     """The splits in the objective's schema (train and val must have rows) and the tokenized train set."""
     splits, converted = adapt_splits(load_splits(cfg.data, tokenizer), objective, cfg.objective)
     for split in ("train", "val"):
@@ -134,17 +186,20 @@ def _prepared_data(cfg: DictConfig, objective, tokenizer):
                             f"add data or change data.split")
     max_length = int(cfg.train.max_length)
     train_ds, counts = objective.tokenize(splits.train, tokenizer, max_length, cfg.objective)
-    print(f"[rewardsoup] {splits.name} -> {objective.name}: train {len(splits.train)}, val {len(splits.val)}, "
-          f"test {len(splits.test)}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
-          f"texts to {max_length} tokens (none dropped)", flush=True)
+    say(f"[rewardsoup] {splits.name} -> {objective.name}: train {len(splits.train)}, val {len(splits.val)}, "
+        f"test {len(splits.test)}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
+        f"texts to {max_length} tokens (none dropped)", flush=True)
     return splits, train_ds, counts
 
 
-def _work_dir(t: DictConfig) -> tuple[Path, str | None]:
-    """The checkpoint folder beside the member's, and the checkpoint to resume from (train.resume)."""
+def _work_dir(t: DictConfig, main: bool = True) -> tuple[Path, str | None]:
+    """The checkpoint folder beside the member's, and the checkpoint to resume from (train.resume). Only the
+    main process removes anything; the other ranks run this after it (main_process_first) and only read."""
     final = Path(t.output_dir)
     work_dir = final.with_name(f".{final.name}.work")
-    resume_from = _last_checkpoint(work_dir) if t.resume else None
+    resume_from = _last_checkpoint(work_dir, main) if t.resume else None
+    if not main:
+        return work_dir, resume_from
     if t.resume and resume_from is None:
         print(f"[rewardsoup] train.resume=true but no checkpoint in {work_dir}; starting fresh", flush=True)
     if resume_from is None and work_dir.exists():
@@ -166,13 +221,16 @@ def _train(trainer, resume_from: str | None, work_dir: Path):
 def _metadata(cfg: DictConfig, base_dir: Path, splits, counts: dict, trainer, result, wall: float,
               metrics: dict, history: list, resume_from: str | None) -> dict:
     """rewardsoup_member.json: what the member was trained on, how, and its validation metrics."""
-    t = cfg.train
+    t, processes = cfg.train, int(trainer.args.world_size)
     return {
         "name": str(t.member_name), "data": plain(cfg.data), "objective": plain(cfg.objective),
         "base": str(base_dir), "base_meta": json.loads((base_dir / BASE_META).read_text()),
         "split_sizes": {s: len(getattr(splits, s)) for s in ("train", "val", "test")},
         "data_report": splits.report, "tokenization": counts, "max_length": int(t.max_length),
         "train": plain(t), "steps": trainer.state.global_step,
+        "distributed": {"processes": processes, "per_device_batch_size": int(t.batch_size),
+                        "grad_accum": int(t.grad_accum),
+                        "effective_batch_size": int(t.batch_size) * int(t.grad_accum) * processes},
         "optimizer": {"lr": float(t.lr), "head_lr": head_lr(t) or float(t.lr), "head_init": str(t.head_init),
                       "lr_scheduler_type": SCHEDULERS[str(t.scheduler)], "warmup_ratio": float(t.warmup_ratio),
                       "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
@@ -182,21 +240,39 @@ def _metadata(cfg: DictConfig, base_dir: Path, splits, counts: dict, trainer, re
     }
 
 
+def _final_metrics(history: list, trainer, evaluate) -> dict:
+    """The last epoch-end validation when it saw the final weights, else one more pass (every rank)."""
+    last = history[-1] if history else {}
+    if last.get("step") == trainer.state.global_step:
+        return {k: v for k, v in last.items() if k not in ("epoch", "step")}
+    return evaluate(trainer.model)
+
+
+def _write_member(final: Path, trainer, tokenizer, meta: dict) -> None:
+    with atomic_dir(final, overwrite=True) as tmp:
+        trainer.model.config.problem_type = None
+        trainer.model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / MEMBER_META, meta)
+        write_member_card(tmp, meta, load_from=str(final))  # README.md: the Hugging Face model card
+
+
 def train_member(cfg: DictConfig) -> float | None:
-    """Train the member described by `cfg` (train.yaml); returns its final validation accuracy."""
+    """Train the member described by `cfg` (train.yaml); returns its final validation accuracy (on every rank
+    of a multi-process launch; only rank 0 writes)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     t = cfg.train  # checked against training/config.py's rules by the caller (run_job, the pipeline)
-    base_dir = build_base(cfg.model)
-    check_reward_model(base_dir)
-    print(f"[rewardsoup] base: {base_dir}", flush=True)
-    if t.get("base_only", False):
-        return None
-    objective = get_objective(str(cfg.objective.name))
-    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-    splits, train_ds, counts = _prepared_data(cfg, objective, tokenizer)
-    work_dir, resume_from = _work_dir(t)
+    state = _process_state(t)
+    with state.main_process_first():  # rank 0 builds the base, reads the data, tidies the work dir; then the rest
+        base_dir = _base(cfg.model)
+        if t.get("base_only", False):
+            return None
+        objective = get_objective(str(cfg.objective.name))
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+        splits, train_ds, counts = _prepared_data(cfg, objective, tokenizer, say=state.print)
+        work_dir, resume_from = _work_dir(t, state.is_main_process)
     set_seed(int(t.seed))
     model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), dtype=torch.float32)
     if str(t.head_init) == "zero":  # on resume the checkpoint's weights replace it anyway
@@ -204,26 +280,22 @@ def train_member(cfg: DictConfig) -> float | None:
     val_set = evalset_from_split(splits.name, splits.schema, splits.val, tokenizer, int(t.max_length))  # once
     evaluate = lambda m: validation_metrics(m, val_set, tokenizer.pad_token_id, int(t.eval_batch_size))  # noqa: E731
     name, final = str(t.member_name), Path(t.output_dir)
-    with start_run(cfg, job_type="train", name=name) as tracker:
+    with _tracking(cfg, name, state.is_main_process) as tracker:
         validate = _callbacks(evaluate, tracker)
         args = _trainer_args(t, work_dir, tracker.enabled, name)
         trainer = objective.trainer(model, tokenizer, train_ds, args, cfg.objective, [validate], head_lr=head_lr(t))
         start = time.monotonic()
         result = _train(trainer, resume_from, work_dir)
         wall = time.monotonic() - start
-        last = validate.history[-1] if validate.history else {}
-        if last.get("step") == trainer.state.global_step:  # the epoch-end validation saw the final weights
-            metrics = {k: v for k, v in last.items() if k not in ("epoch", "step")}
-        else:
-            metrics = evaluate(trainer.model)
-        tracker.summary({f"val/{k}": v for k, v in metrics.items()})
-        meta = _metadata(cfg, base_dir, splits, counts, trainer, result, wall, metrics, validate.history, resume_from)
-        with atomic_dir(final, overwrite=True) as tmp:
-            trainer.model.config.problem_type = None
-            trainer.model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            atomic_write_json(tmp / MEMBER_META, meta)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    print(f"[rewardsoup] member '{name}' -> {final}: val accuracy {metrics['accuracy']:.3f} "
-          f"(n={metrics['n']}), {trainer.state.global_step} steps in {wall:.1f}s", flush=True)
+        metrics = _final_metrics(validate.history, trainer, evaluate)
+        trainer.accelerator.wait_for_everyone()  # no rank still writes its rng state into a checkpoint
+        if trainer.is_world_process_zero():
+            tracker.summary({f"val/{k}": v for k, v in metrics.items()})
+            meta = _metadata(cfg, base_dir, splits, counts, trainer, result, wall, metrics, validate.history,
+                             resume_from)
+            _write_member(final, trainer, tokenizer, meta)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(work_dir, ignore_errors=True)
+        print(f"[rewardsoup] member '{name}' -> {final}: val accuracy {metrics['accuracy']:.3f} "
+              f"(n={metrics['n']}), {trainer.state.global_step} steps in {wall:.1f}s", flush=True)
     return float(metrics["accuracy"])

@@ -1,0 +1,111 @@
+"""Sweeps as users run them (`python merge.py -m …` on tiny members): the Pareto search, pruning with a kill
+and a resume, two workers on one journal study, and a study on PostgreSQL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+from postgres import postgres_url, unique_name  # noqa: F401  (postgres_url: the session fixture)
+from rewardsoup.sweep import ledger
+from rewardsoup.sweep.objective import non_dominated
+
+
+def _cmd(merge_overrides, *extra):
+    return [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", *extra]
+
+
+def _run(cmd, timeout=600):
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out
+
+
+def _study(storage, name):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_pareto_search_marks_the_front_in_the_ledger_and_plots_it(merge_overrides, out_root):
+    _run(_cmd(merge_overrides, "search=optuna_pareto", "sweep.name=par", "hydra.sweeper.n_trials=5"))
+    sweep = out_root / "sweeps" / "par"
+    header, rows = ledger.read(sweep)
+    assert len(rows) == 5 and all("front" in r for r in rows)
+    points = [[r["val"][d] for d in header["datasets"]] for r in rows]
+    brute = [not any(all(q[k] >= p[k] for k in range(3)) and q != p for q in points) for p in points]
+    assert [r["front"] for r in rows] == brute == non_dominated(points)
+    results = OmegaConf.to_container(OmegaConf.load(sweep / "optimization_results.yaml"))
+    assert results["objectives"] == ["demo_thumbs", "demo_pairs", "demo_harmless"]
+    assert sorted(t["trial"] for t in results["front"]) == sorted(int(r["trial"]) for r in rows if r["front"])
+    assert (sweep / "plots" / "front.png").stat().st_size > 10_000
+    pick = json.loads((sweep / "pick.json").read_text())
+    assert pick["kind"] == "floors" and pick["trial"] in pick["front"]  # the rule picks on the front
+
+
+def test_pruned_sweep_survives_a_kill_and_never_redoes_a_trial(merge_overrides, out_root):
+    name, n = "prune", 6
+    cmd = _cmd(merge_overrides, "search=optuna", f"sweep.name={name}", f"hydra.sweeper.n_trials={n}",
+               "hydra.sweeper.pruner=successive_halving",
+               "+hydra.sweeper.pruner_kwargs={min_resource: 1, reduction_factor: 2}")
+    sweep = out_root / "sweeps" / name
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (sweep / ledger.HEADER).exists() and len(ledger.read(sweep)[1]) >= 3:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {r["key"]: r for r in ledger.read(sweep)[1]}
+    _run(cmd)
+    rows = ledger.read(sweep)[1]
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys))  # no request scored twice
+    assert all(any(r["key"] == k and r["time"] == b["time"] for r in rows) for k, b in before.items())
+    study = _study(f"sqlite:///{sweep / 'optuna.db'}", name)
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == n
+    assert {r["state"] for r in rows} == {"complete", "pruned"}
+    pruned = {t.number for t in study.trials if t.state.name == "PRUNED"}
+    assert {r["trial"] for r in rows if r["state"] == "pruned"} <= pruned
+    assert all(r["texts"] < max(x["texts"] for x in rows) for r in rows if r["state"] == "pruned")
+    killed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert killed and all(any(u.system_attrs.get("failed_trial") == t.number for u in study.trials) for t in killed)
+    _run(cmd)  # finished: a rerun adds nothing
+    assert len(ledger.read(sweep)[1]) == len(rows)
+
+
+def test_two_workers_share_one_journal_study_without_running_a_trial_twice(merge_overrides, out_root, tmp_path):
+    journal = tmp_path / "shared" / "optuna.journal"
+    cmd = _cmd(merge_overrides, "search=optuna", "sweep.name=workers", "hydra.sweeper.n_trials=4",
+               f"hydra.sweeper.storage='journal:{journal}'")
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    rows = ledger.read(out_root / "sweeps" / "workers")[1]
+    study = _study(__import__("rewardsoup.sweep.study", fromlist=["x"]).make_storage(f"journal:{journal}"), "workers")
+    complete = {t.number: t for t in study.trials if t.state.name == "COMPLETE"}
+    assert 4 <= len(complete) <= 5  # two workers may each take the last open slot at the same moment
+    assert sorted(int(r["trial"]) for r in rows) == sorted(complete)  # each trial run once, by one worker
+    assert len({r["key"] for r in rows}) == len(rows)
+    assert {t.user_attrs["worker"]["pid"] for t in complete.values()} <= {p.pid for p in procs}
+
+
+def test_sweep_on_postgresql(merge_overrides, out_root, postgres_url):
+    name = unique_name("sweep")
+    _run(_cmd(merge_overrides, "search=optuna", "sweep.name=pg", "hydra.sweeper.n_trials=2",
+              f"hydra.sweeper.storage='{postgres_url}'", f"hydra.sweeper.study_name={name}"))
+    rows = ledger.read(out_root / "sweeps" / "pg")[1]
+    study = _study(postgres_url, name)
+    assert sorted(int(r["trial"]) for r in rows) == [t.number for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(rows) == 2
