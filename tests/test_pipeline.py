@@ -29,11 +29,15 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert second["walls"] == first["walls"]  # a rerun that did nothing reports the first run's stage times
 
     from rewardsoup.sweep.pick import best_row
+    from rewardsoup.sweep.objective import floors_from_members
     from rewardsoup.pipeline.report import write_real_report
 
+    assert "by the 'floors' rule among 3 trials (val floors:" in again  # the demo recipe's objective
     text = write_real_report(second).read_text()  # the markdown `make report-real` writes, from any recipe's run
-    best = best_row(ledger)
-    assert f"Best val objective {best['objective']:.4f}" in text and "## Sweep: 3 trials" in text
+    members = json.loads((out_root / "sweeps" / "optuna-ties" / "members.json").read_text())["members"]
+    floors = floors_from_members({m: {d: v["accuracy"] for d, v in per.items()} for m, per in members.items()}, 0.02)
+    best = best_row(ledger, {"kind": "floors", "max_loss": 0.02}, floors)
+    assert f"Picked by the 'floors' rule: val objective {best['objective']:.4f}" in text and "## Sweep: 3 trials" in text
     assert all(f"| {m} |" in text for m in ("thumbs", "pairs", "harmless")) and "| model | kind |" in text
     assert f"| all stages | {sum(first['walls'].values()):.0f} |" in text
 
@@ -44,7 +48,7 @@ def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path,
     assert [(m.name, m.data, m.objective, m.train) for m in demo.members] == [
         ("thumbs", "demo_thumbs", "binary", []), ("pairs", "demo_pairs", "pairwise", []),
         ("harmless", "demo_harmless", "pairwise", [])]
-    assert demo.train == [] and demo.merge == [] and demo.sample
+    assert demo.train == [] and demo.merge == ["sweep.objective.kind=floors"] and demo.sample
     for m in demo.members:  # the demo's members train on conf/train.yaml's settings, as before
         got = compose_cfg("train", recipes.member_overrides(demo, m, [])).train
         want = compose_cfg("train", [f"data={m.data}", f"objective={m.objective}", "train.resume=true"]).train

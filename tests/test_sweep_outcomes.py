@@ -134,3 +134,17 @@ def test_floors_trial_records_constraints_and_the_wandb_keys(sweep_cfg, monkeypa
     marked = ledger.read(cfg.sweep.dir)[1]
     assert [r["front"] for r in marked] == _brute_front([[r["val"][d] for d in sorted(r["val"])] for r in marked])
     assert list(itertools.chain(*[[p] for p in out["plots"]]))[-1].name == "front.png"
+
+
+def test_push_to_hub_with_the_hub_offline_fails_before_the_pick_writes_anything(sweep_cfg, monkeypatch):
+    from rewardsoup.core import hub
+    from rewardsoup.core.errors import RewardSoupError
+    from rewardsoup.sweep.pick import pick_best
+
+    cfg = sweep_cfg("sweep.name=hubpush", "pick.push_to_hub=someone/soup")
+    search.record(cfg, merge_request(cfg), "optuna", 0)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.hub_reachable.cache_clear()
+    with pytest.raises(RewardSoupError, match="someone/soup.*unreachable"):
+        pick_best(cfg)
+    assert not ledger.Path(cfg.paths.soups).exists()  # nothing exported, nothing evaluated

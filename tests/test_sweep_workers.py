@@ -17,8 +17,11 @@ from rewardsoup.sweep import ledger
 from rewardsoup.sweep.objective import non_dominated
 
 
+SMALL = [f"datasets.{name}.limit=300" for name in ("demo_thumbs", "demo_pairs", "demo_harmless")]  # ~1/4 of val
+
+
 def _cmd(merge_overrides, *extra):
-    return [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", *extra]
+    return [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", *SMALL, *extra]
 
 
 def _run(cmd, timeout=600):

@@ -17,6 +17,7 @@ import contextlib
 import importlib.util
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -239,7 +240,9 @@ class RewardsoupOptunaSweeper(Sweeper):
             n = min(self.n_jobs, budget - launched, self.n_trials - _finished(trials) - running)
             if n <= 0:
                 break
-            batch = [study.ask(fixed_distributions=dict(self.space)) for _ in range(n)]
+            with warnings.catch_warnings():  # we beat each asked trial's heartbeat ourselves (`_launch`)
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+                batch = [study.ask(fixed_distributions=dict(self.space)) for _ in range(n)]
             launched += len(batch)
             self._run_batch(study, batch, fixed)
         return self.report(study, sweep_dir)

@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from rewardsoup.models.cards import write_soup_card
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.methods import method_spec
@@ -51,7 +52,9 @@ def checked_config(r: dict[str, Any]) -> dict[str, Any]:
 
 def export(r: dict[str, Any], out: Path) -> Path:
     """Request `r` merged by mergekit into `out` (atomic, YAML beside it)."""
-    return merge_to_disk(checked_config(r), out, overwrite=True, seed=r.get("seed"))
+    folder = merge_to_disk(checked_config(r), out, overwrite=True, seed=r.get("seed"))
+    write_soup_card(folder, r)  # README.md model card; the pick rewrites it with the test table
+    return folder
 
 
 def merge_soup(cfg: DictConfig) -> str:
@@ -61,6 +64,7 @@ def merge_soup(cfg: DictConfig) -> str:
     out = Path(cfg.merge.output_dir)
     with start_run(cfg, job_type="merge", name=out.name) as tracker:
         merge_to_disk(config, out, overwrite=True, seed=r["seed"])
+        write_soup_card(out, r)  # README.md model card (no test table: evaluate.py measures it)
         tracker.summary({"soup": str(out), **{f"weight/{k}": v for k, v in (r["weights"] or {}).items()}})
     print(f"[rewardsoup] soup '{out.name}' ({r['method']}, members {', '.join(r['members'])}) -> {out}", flush=True)
     return str(out)

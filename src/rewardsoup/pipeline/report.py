@@ -58,8 +58,9 @@ def write_real_report(run: dict) -> Path:
     rows = ledger.read(run["sweep"])[1]
     pick = json.loads((Path(run["sweep"]) / PICK_FILE).read_text())  # the trial the pick exported
     best = next(r for r in rows if r["key"] == pick["key"])
-    lines += ["", f"## Sweep: {len(rows)} trials", "", f"Best val objective {best['objective']:.4f} with "
-              f"`{best['params']}`.", "", "## Test table", "", Path(run["report"]).read_text(),
+    rule = f"Picked by the '{pick['kind']}' rule: val objective {best['objective']:.4f} with `{best['params']}`."
+    note = [f"**{pick['note']}**"] if pick.get("note") else []
+    lines += ["", f"## Sweep: {len(rows)} trials", "", rule, *note, "", "## Test table", "", Path(run["report"]).read_text(),
               *evidence(metas, Path(run["report"]).with_name("results.json")), "## Wall times", "",
               "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {secs:.0f} |" for stage, secs in run["walls"].items()]

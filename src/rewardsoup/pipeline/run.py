@@ -30,6 +30,7 @@ from rewardsoup.pipeline.recipes import CONF, Recipe, compose_cfg, load_recipe, 
 from rewardsoup.pipeline.report import write_real_report
 from rewardsoup.sweep import ledger
 from rewardsoup.sweep.pick import pick_best
+from rewardsoup.sweep.summary import PICK_FILE
 from rewardsoup.training.member import MEMBER_META, train_member
 
 DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "data" / "demo_prompts.jsonl"  # role-play prompts we wrote
@@ -106,6 +107,19 @@ def _sweep_and_pick(merge_args: list[str], walls: dict) -> tuple:
     return scfg, picked, report
 
 
+def _print_pick(sweep_dir: Path) -> None:
+    """The pick's rule and, when no trial met the floors, the loud line saying so."""
+    path = sweep_dir / PICK_FILE
+    if not path.exists():
+        return
+    pick = json.loads(path.read_text())
+    floors = ", ".join(f"{d} >= {f:.3f}" for d, f in (pick.get("floors") or {}).items())
+    print(f"Picked trial {pick['trial']} by the '{pick['kind']}' rule among {pick['n_trials']} trials"
+          + (f" (val floors: {floors})" if floors else "") + ".")
+    if pick.get("note"):
+        print(f"WARNING: {pick['note']}")
+
+
 def run_recipe(name: str, overrides: list[str]) -> dict:
     """Every stage of recipe `name`; `overrides` (the command line's) go to the roots that have their keys."""
     recipe = load_recipe(name)
@@ -125,6 +139,7 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     walls = _record_walls(Path(cfg.paths.root), walls)
     print(f"\n{name} finished in {total:.0f}s. Results on the test splits (unseen by the sweep):\n")
     print(report.read_text())
+    _print_pick(Path(scfg.sweep.dir))
     print(f"Outputs under {cfg.paths.root}:")
     for member, path in members.items():
         print(f"  member {member}: {path}")

@@ -16,9 +16,10 @@ from rewardsoup.data.config import DataConfig
 from rewardsoup.merging.config import MergeConfig
 from rewardsoup.models.config import ModelConfig
 from rewardsoup.sweep.objective import BINARY_METRICS, KINDS
+from rewardsoup.sweep.proxy_config import ProxyConfig
 
 # auto: a multirun job is an in-memory trial, a single run writes a soup; the rest name what to run
-MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick")
+MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick", "proxy")
 
 
 @dataclass
@@ -75,6 +76,7 @@ class MergeJobConfig:
     trial: TrialConfig = field(default_factory=TrialConfig)
     pick: PickConfig = field(default_factory=PickConfig)
     greedy: GreedyConfig = field(default_factory=GreedyConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
     train: Dict[str, Any] = field(default_factory=dict)
 

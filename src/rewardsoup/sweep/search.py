@@ -24,6 +24,7 @@ from rewardsoup.merging.soup import merge_request, merge_soup
 from rewardsoup.core.tracking import start_run
 from rewardsoup.sweep import references
 from rewardsoup.sweep.objective import floor_constraints, objective_value, violation
+from rewardsoup.sweep.proxy import run_proxy
 from rewardsoup.sweep.pruning import Reporter, reporter
 from rewardsoup.sweep.references import ingredients
 from rewardsoup.sweep.trials import score_request
@@ -161,4 +162,6 @@ def merge_job(cfg: DictConfig) -> Any:
     if mode == "pick":
 
         return pick_best(cfg)
+    if mode == "proxy":
+        return run_proxy(cfg, record)
     return {"soup": merge_soup, "trial": run_trial, "greedy": run_greedy, "uniform": run_uniform}[mode](cfg)

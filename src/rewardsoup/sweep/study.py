@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -98,9 +99,11 @@ def _alive(pid: int) -> bool:
 def fail_dead_trials(study: Any, max_retry: int | None = 2) -> list[int]:
     """Fail and retry (Optuna's RetryHeartbeatStaleTrialCallback) RUNNING trials whose worker died on
     this host; returns their numbers. Optuna's heartbeat (RDB storages) covers workers on other hosts."""
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
     from optuna.trial import TrialState
 
+    warnings.filterwarnings("ignore", category=ExperimentalWarning, module="rewardsoup")  # stable since Optuna 2.8
     fail_stale_trials(study)  # a no-op unless the storage has a heartbeat
     me, dead = this_worker(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
