@@ -3,7 +3,6 @@ run_proxy merges only the top-k for real, reruns recompute nothing, a distrusted
 
 import numpy as np
 import pytest
-from omegaconf import open_dict
 
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import ConfigError
@@ -21,8 +20,8 @@ SETTINGS = {"candidates": 300, "top_k": 3, "seed": 0, "min_spearman": -1.0, "fal
 def proxy_cfg(compose_cfg, merge_overrides, out_root):
     def _cfg(*extra, **settings):
         cfg = compose_cfg("merge", merge_overrides + ["trial.max_length=64", "sweep.name=p", *extra])
-        with open_dict(cfg):  # until conf/merge.yaml carries the proxy block
-            cfg.proxy = {**SETTINGS, **settings}
+        for key, value in {**SETTINGS, **settings}.items():  # the test's own proxy settings
+            cfg.proxy[key] = value
         return cfg
 
     return _cfg

@@ -51,6 +51,11 @@ def test_pareto_search_marks_the_front_in_the_ledger_and_plots_it(merge_override
     assert (sweep / "plots" / "front.png").stat().st_size > 10_000
     pick = json.loads((sweep / "pick.json").read_text())
     assert pick["kind"] == "floors" and pick["trial"] in pick["front"]  # the rule picks on the front
+    study = _study(f"sqlite:///{sweep / 'optuna.db'}", "par")  # the floors reached the sampler as constraints
+    by_trial = {int(r["trial"]): r for r in rows}
+    for t in study.trials:
+        assert t.constraints == pytest.approx(by_trial[t.number]["constraints"])
+        assert t.values == pytest.approx([by_trial[t.number]["val"][d] for d in results["objectives"]])
 
 
 def test_pruned_sweep_survives_a_kill_and_never_redoes_a_trial(merge_overrides, out_root):

@@ -35,7 +35,6 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 
 SAMPLERS = ("tpe", "cmaes", "random", "nsgaii")
-CONSTRAINED_SAMPLERS = ("tpe", "nsgaii")  # the samplers that take Optuna's constraints_func
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -102,8 +101,9 @@ class RewardsoupOptunaSweeperConf:
     #: objective per eval set). ``null``: one objective (the job's ``objective``).
     objectives: Any = None
 
-    #: Pass the job's returned ``constraints`` (<= 0 feasible) to the sampler (``constraints_func`` of TPE
-    #: and NSGA-II), so it learns where the feasible region is.
+    #: Record the job's returned ``constraints`` (name -> value, <= 0 feasible) on its trial with
+    #: ``Trial.set_constraint`` (Optuna 5's way; ``constraints_func`` is deprecated there): TPE and NSGA-II
+    #: then treat infeasible trials as worse, so they learn where the feasible region is.
     constraints: bool = False
 
     #: Optuna pruner: ``none``, ``median`` (MedianPruner), ``successive_halving`` or ``hyperband``. A job

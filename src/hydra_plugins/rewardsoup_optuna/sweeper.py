@@ -32,7 +32,7 @@ from rewardsoup.core.plain import plain
 from rewardsoup.core.trial import TRIAL_ENV_VAR
 from rewardsoup.sweep.study import PRUNERS, fail_dead_trials, make_pruner, make_storage, this_worker, write_study_file
 
-from .config import CONSTRAINED_SAMPLERS, DIRECTIONS, SAMPLERS
+from .config import DIRECTIONS, SAMPLERS
 from .space import SearchSpaceError, _is_int, _name, _require, format_value, parse_distribution, wrap
 
 __all__ = ["RewardsoupOptunaSweeper", "SearchSpaceError", "format_value", "job_result", "parse_distribution"]
@@ -47,7 +47,7 @@ def job_result(r: JobReturn) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     """({objective, values, constraints, state}, None) for a usable return value, else (None, reason).
 
     A job returns a number (its objective) or a mapping with ``objective`` and optionally ``values``
-    (name -> number, for ``objectives``), ``constraints`` (numbers, <= 0 feasible) and ``state``
+    (name -> number, for ``objectives``), ``constraints`` (name -> number or a list, <= 0 feasible) and ``state``
     (``complete`` or ``pruned``)."""
     if r.status != JobStatus.COMPLETED:
         return None, f"job raised {type(r._return_value).__name__}: {r._return_value}"
@@ -61,11 +61,6 @@ def job_result(r: JobReturn) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
         return None, f"job returned non-finite {out['objective']}"
     out.setdefault("state", "complete")
     return out, None
-
-
-def trial_constraints(trial: Any) -> List[float]:
-    """Optuna's ``constraints_func``: the constraints the trial's job returned (<= 0 feasible), or none."""
-    return list(trial.user_attrs.get("constraints") or [0.0])
 
 
 def _finished(trials: List[Any]) -> int:
@@ -172,11 +167,8 @@ class RewardsoupOptunaSweeper(Sweeper):
 
         cls = {"tpe": optuna.samplers.TPESampler, "cmaes": optuna.samplers.CmaEsSampler,
                "random": optuna.samplers.RandomSampler, "nsgaii": optuna.samplers.NSGAIISampler}[self.sampler_name]
-        kwargs = dict(self.sampler_kwargs)
-        if self.constraints and self.sampler_name in CONSTRAINED_SAMPLERS:
-            kwargs["constraints_func"] = trial_constraints
         try:
-            return cls(seed=seed, **kwargs)
+            return cls(seed=seed, **self.sampler_kwargs)
         except TypeError as e:
             raise SearchSpaceError(f"hydra.sweeper.sampler_kwargs: {e}") from e
 
@@ -287,8 +279,10 @@ class RewardsoupOptunaSweeper(Sweeper):
         from optuna.trial import TrialState
 
         out, error = job_result(r)
-        if out is not None and out.get("constraints") is not None:
-            trial.set_user_attr("constraints", [float(c) for c in out["constraints"]])
+        if out is not None and out.get("constraints") is not None and self.constraints:
+            cons = out["constraints"]
+            for key, value in (cons.items() if isinstance(cons, Mapping) else enumerate(cons)):
+                trial.set_constraint(str(key), float(value))  # the samplers (TPE, NSGA-II) read trial.constraints
         if out is not None and out["state"] == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
             log.info("Trial %d: %s -> pruned at %.6g", trial.number, trial.user_attrs["overrides"], out["objective"])

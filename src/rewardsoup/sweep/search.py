@@ -117,7 +117,7 @@ def sweeper_result(row: Mapping[str, Any]) -> dict[str, Any]:
     multi-objective studies), the floor constraints and the state (complete or pruned)."""
     cons = row.get("constraints")
     return {"objective": float(row["objective"]), "values": dict(row["val"]), "state": row.get("state", "complete"),
-            "constraints": None if cons is None else [cons[d] for d in sorted(cons)]}
+            "constraints": None if cons is None else {d: cons[d] for d in sorted(cons)}}
 
 
 def run_trial(cfg: DictConfig) -> dict[str, Any]:
