@@ -38,7 +38,3 @@ def reporter(sweep_dir: str | Path) -> Reporter | None:
 
     return report
 
-
-def never(value: float, step: int) -> bool:  # noqa: ARG001 - the no-pruning reporter (benches, tests)
-    return False
-
