@@ -60,7 +60,12 @@ def test_choose_takes_the_best_feasible_or_the_least_violating_and_says_so():
     assert summary.choose(rows, {"kind": "mean"})[0]["trial"] == 0
     infeasible = [_row(0, {"x": 0.99, "y": 0.70}), _row(1, {"x": 0.79, "y": 0.78})]
     best, note = summary.choose(infeasible, {"kind": "floors", "max_loss": 0.02}, floors)
-    assert best["trial"] == 1 and "NO TRIAL MEETS THE FLOORS" in note and "least-violating trial 1" in note
+    assert best["trial"] == 1 and "NO TRIAL MEETS THE FLOORS" in note and "picked trial 1" in note
+    # the fallback is the smallest WORST-dataset shortfall, not the smallest sum: trial 0 misses both floors by
+    # 1 point (sum 2), trial 1 only y's, by 1.5 points (sum 1.5)
+    spread = [_row(0, {"x": 0.79, "y": 0.79}), _row(1, {"x": 0.95, "y": 0.785})]
+    best, note = summary.choose(spread, {"kind": "floors", "max_loss": 0.02}, floors)
+    assert best["trial"] == 0 and "1.0 points" in note
     ties = [_row(0, {"x": 0.5, "y": 0.6}), _row(1, {"x": 0.9, "y": 0.6})]
     for r in ties:
         r["objective"] = min(r["val"].values())

@@ -37,6 +37,33 @@ def _study(storage, name):
     return optuna.load_study(study_name=name, storage=storage)
 
 
+def test_a_floors_sweep_with_no_feasible_trial_completes_and_picks_by_the_fallback(merge_overrides, out_root):
+    """Floors no trial can meet (every member 'alone on val' at 1.0, cached where the sweep reads it): the
+    Optuna sweep and the pick both finish, and the pick is the trial with the smallest worst-dataset shortfall."""
+    from rewardsoup.sweep.objective import floor_constraints, worst_shortfall
+
+    sweep = out_root / "sweeps" / "nofloor"
+    sweep.mkdir(parents=True)
+    perfect = {"n": 100.0, "accuracy": 1.0, "auc": 1.0}
+    members = [o.split("=")[0].split(".")[1] for o in merge_overrides if o.startswith("members.")]
+    (sweep / "members.json").write_text(json.dumps(
+        {"members": {m: {d: perfect for d in ("demo_thumbs", "demo_pairs", "demo_harmless")} for m in members}}))
+    args = ("search=optuna", "sweep.name=nofloor", "sweep.objective.kind=floors", "hydra.sweeper.n_trials=4")
+    out = _run(_cmd(merge_overrides, *args))
+    assert "NO TRIAL MEETS THE FLOORS" in out.stdout + out.stderr
+    results = OmegaConf.to_container(OmegaConf.load(sweep / "optimization_results.yaml"))
+    assert results["n_complete"] == 4 and results["best_trial"] is None and "floors" in results["note"]
+    _, rows = ledger.read(sweep)
+    assert len(rows) == 4 and not any(r["feasible"] for r in rows)
+    pick = json.loads((sweep / "pick.json").read_text())
+    shortfall = {int(r["trial"]): worst_shortfall(floor_constraints(r["val"], pick["floors"])) for r in rows}
+    assert shortfall[int(pick["trial"])] == min(shortfall.values()) and "NO TRIAL MEETS THE FLOORS" in pick["note"]
+    picked = _run([sys.executable, "merge.py", "mode=pick", *merge_overrides, *args[:3], "trial.max_length=64",
+                   *SMALL, "pick.bootstrap=50"])
+    assert "WARNING: NO TRIAL MEETS THE FLOORS" in picked.stdout
+    assert (out_root / "soups" / "best-nofloor" / "mergekit_config.yml").exists()
+
+
 def test_pareto_search_marks_the_front_in_the_ledger_and_plots_it(merge_overrides, out_root):
     _run(_cmd(merge_overrides, "search=optuna_pareto", "sweep.name=par", "hydra.sweeper.n_trials=5"))
     sweep = out_root / "sweeps" / "par"

@@ -324,9 +324,15 @@ class RewardsoupOptunaSweeper(Sweeper):
                                 "params": dict(t.user_attrs.get("overrides") or self.values(t.params))}
                                for t in study.best_trials]
         elif complete:
-            best = study.best_trial
-            result.update(best_trial=best.number, best_value=float(best.value),
-                          best_params=dict(best.user_attrs.get("overrides") or self.values(best.params)))
+            try:
+                best = study.best_trial
+            except ValueError:  # Optuna: every complete trial breaks a constraint ("No feasible trials")
+                best = None
+                result["note"] = ("no complete trial meets the constraints (floors); the pick's rule "
+                                  "(rewardsoup.sweep.summary.choose) takes the smallest worst-dataset shortfall")
+            if best is not None:
+                result.update(best_trial=best.number, best_value=float(best.value),
+                              best_params=dict(best.user_attrs.get("overrides") or self.values(best.params)))
         atomic_write_text(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(result)))
         print(f"[rewardsoup_optuna] {sweep_dir / RESULTS_FILE}:\n{OmegaConf.to_yaml(result)}", flush=True)
         return result

@@ -77,6 +77,8 @@ def find_json_error(path: Path) -> str | None:
 def read_local(source: str) -> datasets.Dataset:
     """Read a local file (or a dataset folder) into a Dataset; DataError naming the file on any failure."""
     path = Path(source).expanduser()
+    if any(ch in path.name for ch in "*?[") and not path.exists():
+        return _read_glob(source, path)
     if not path.exists():
         raise DataError(f"data source {source}: file not found ({path.resolve()}); expected an existing file")
     if path.is_dir():
@@ -91,6 +93,21 @@ def read_local(source: str) -> datasets.Dataset:
         detail = find_json_error(path) if builder == "json" else None
         cause = detail or f"{type(err).__name__}: {err}"
         raise DataError(f"{path}: cannot read as {builder}: {cause}") from err
+
+
+def _read_glob(source: str, pattern: Path) -> datasets.Dataset:
+    """Every file matching a glob in the file name (sorted), read as one set; DataError when none match."""
+    files = sorted(pattern.parent.glob(pattern.name))
+    if not files:
+        raise DataError(f"data source {source}: no file matches {pattern.name} in {pattern.parent.resolve()}")
+    builders = {_builder(f) for f in files}
+    if len(builders) > 1:
+        raise DataError(f"data source {source}: the matching files mix formats ({sorted(builders)}); expected one")
+    parts = [read_local(str(f)) for f in files]
+    try:
+        return datasets.concatenate_datasets(parts)
+    except ValueError as err:
+        raise DataError(f"data source {source}: the matching files have different columns ({err})") from err
 
 
 def _hub_error(name: str, data_dir: str | None, split: str, why: str) -> DataError:

@@ -29,12 +29,19 @@ class Member:
     data: str  # a conf/data choice
     objective: str  # a conf/objective choice
     train: list[str] = field(default_factory=list)  # this member's own train.* overrides
+    budget: str | None = None  # alternatives only: "members" = as many optimizer steps as the members together
+    alternative: bool = False  # trained beside the soup and tested against it, never merged
+
+
+BUDGETS = ("members",)  # an alternative's `budget`: the members' optimizer steps together (equal compute)
 
 
 @dataclass
 class Recipe:
     name: str
     members: list[Member]
+    alternatives: list[Member] = field(default_factory=list)  # multi-task model, seed runs: tested beside the soup
+    averages: dict[str, list[str]] = field(default_factory=dict)  # row name -> runs averaged linearly (WARM)
     merge: list[str] = field(default_factory=list)  # extra overrides of merge.py (members, eval sets)
     train: list[str] = field(default_factory=list)  # extra overrides of train.py, for every member
     sample: bool = True  # best-of-4 stage
@@ -52,6 +59,39 @@ def _strings(value, where: str) -> list[str]:
     return list(value)
 
 
+def _member(path: Path, where: str, m, alternative: bool) -> Member:
+    missing = [k for k in ("name", "data", "objective") if not isinstance(m, dict) or not m.get(k)]
+    if missing:
+        raise ConfigError(f"{path}: {where} lacks {missing}")
+    unknown = set(m) - {"name", "data", "objective", "train", "budget"}
+    if unknown or (m.get("budget") is not None and not alternative):
+        raise ConfigError(f"{path}: {where} ('{m['name']}') has unknown keys {sorted(unknown or {'budget'})}")
+    own = _strings(m.get("train"), f"{path}: {where} ('{m['name']}').train")
+    bad = [o for o in own if not o.lstrip("+~").startswith("train.")]
+    if bad:
+        raise ConfigError(f"{path}: {where} ('{m['name']}').train may only override train.*, got {bad}")
+    budget = m.get("budget")
+    if budget is not None and budget not in BUDGETS:
+        raise ConfigError(f"{path}: {where} ('{m['name']}').budget={budget!r}: expected null or one of {list(BUDGETS)}")
+    return Member(str(m["name"]), str(m["data"]), str(m["objective"]), own, budget, alternative)
+
+
+def _averages(path: Path, raw, names: list[str]) -> dict[str, list[str]]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: averages must map a row name to the runs it averages, got {raw!r}")
+    out = {}
+    for row, runs in raw.items():
+        runs = _strings(runs, f"{path}: averages.{row}")
+        unknown = [r for r in runs if r not in names]
+        if len(runs) < 2 or unknown:
+            raise ConfigError(f"{path}: averages.{row} must name >= 2 members or alternatives of this recipe "
+                              f"({names}); got {runs}")
+        out[str(row)] = runs
+    return out
+
+
 def load_recipe(name: str) -> Recipe:
     """conf/recipe/<name>.yaml -> Recipe; a malformed file is a ConfigError naming the file and field."""
     path = _conf_dir() / "recipe" / f"{name}.yaml"
@@ -60,30 +100,27 @@ def load_recipe(name: str) -> Recipe:
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if not isinstance(raw, dict) or not raw.get("members"):
         raise ConfigError(f"{path}: `members` must list at least one member")
-    unknown = set(raw) - {"members", "train", "merge", "sample"}
+    unknown = set(raw) - {"members", "alternatives", "averages", "train", "merge", "sample"}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected members, train, merge, sample")
-    members = []
-    for i, m in enumerate(raw["members"]):
-        missing = [k for k in ("name", "data", "objective") if not isinstance(m, dict) or not m.get(k)]
-        if missing:
-            raise ConfigError(f"{path}: members[{i}] lacks {missing}")
-        own = _strings(m.get("train"), f"{path}: members[{i}] ('{m['name']}').train")
-        bad = [o for o in own if not o.lstrip("+~").startswith("train.")]
-        if bad:
-            raise ConfigError(f"{path}: members[{i}] ('{m['name']}').train may only override train.*, got {bad}")
-        members.append(Member(str(m["name"]), str(m["data"]), str(m["objective"]), own))
-    names = [m.name for m in members]
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected members, alternatives, averages, "
+                          "train, merge, sample")
+    members = [_member(path, f"members[{i}]", m, False) for i, m in enumerate(raw["members"])]
+    alternatives = [_member(path, f"alternatives[{i}]", m, True) for i, m in enumerate(raw.get("alternatives") or [])]
+    names = [m.name for m in members + alternatives]
     if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: member names must be unique, got {names}")
-    return Recipe(name, members, merge=_strings(raw.get("merge"), f"{path}: merge"),
+        raise ConfigError(f"{path}: member and alternative names must be unique, got {names}")
+    return Recipe(name, members, alternatives, _averages(path, raw.get("averages"), names),
+                  merge=_strings(raw.get("merge"), f"{path}: merge"),
                   train=_strings(raw.get("train"), f"{path}: train"), sample=bool(raw.get("sample", True)))
 
 
 def member_overrides(recipe: Recipe, member: Member, overrides: list[str]) -> list[str]:
-    """train.py overrides of one member: recipe-wide, the member's own, then the command line's (later win)."""
+    """train.py overrides of one member: recipe-wide, the member's own, then the command line's (later win).
+    An alternative's folder is named after it (`train.member_name`), so runs of the same data and objective
+    (seeds) do not share one; members keep `<data>-<objective>`, the names conf/members/ lists."""
+    named = [f"train.member_name={member.name}"] if member.alternative else []
     return recipe.train + member.train + [f"data={member.data}", f"objective={member.objective}",
-                                          "train.resume=true"] + overrides
+                                          "train.resume=true"] + named + overrides
 
 
 def compose_cfg(root: str, overrides: list[str]) -> DictConfig:

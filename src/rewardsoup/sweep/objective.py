@@ -69,6 +69,12 @@ def violation(constraints: Mapping[str, float]) -> float:
     return float(sum(max(0.0, c) for c in constraints.values()))
 
 
+def worst_shortfall(constraints: Mapping[str, float]) -> float:
+    """The largest amount by which one dataset misses its floor (0 when every floor holds): the infeasible
+    fallback's rule, so a trial 1 point short on each of two sets beats one 0.5 short on one and 3 on the other."""
+    return float(max([0.0, *constraints.values()]))
+
+
 def non_dominated(points: list[list[float]]) -> list[bool]:
     """True for each point no other point dominates (>= everywhere, > somewhere), maximising every coordinate."""
     def dominates(a: list[float], b: list[float]) -> bool:

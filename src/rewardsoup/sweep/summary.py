@@ -5,7 +5,8 @@
 - `mean` / `weighted`: the highest objective; `worst`: the highest worst dataset, ties broken by the mean,
   so the pick is on the Pareto front; earliest trial on ties;
 - `floors`: the highest mean among the trials whose every dataset is within `max_loss` of its best member
-  (`references.floors`); when no trial is, the least-violating one, with a note that says so.
+  (`references.floors`); when no trial is, the one whose WORST dataset falls least below its floor (ties:
+  the smaller total shortfall, then the higher mean), with a note that says so.
 `summarize` runs at the end of every `merge.py -m` sweep (the Hydra callback `SweepSummary`, on_multirun_end)
 and in the pick: it marks the front (`ledger.mark_front`), draws the plots, writes `pick.json` and logs one
 W&B run (job_type `sweep-summary`, the sweep's group) holding the ledger as a table, the plots and the
@@ -26,7 +27,7 @@ from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.core.tracking import start_run
 from rewardsoup.sweep import ledger, references
-from rewardsoup.sweep.objective import floor_constraints, floors_from_members, violation
+from rewardsoup.sweep.objective import floor_constraints, floors_from_members, violation, worst_shortfall
 from rewardsoup.sweep.plots import plot_sweep
 
 log = logging.getLogger("rewardsoup.sweep.summary")
@@ -48,15 +49,16 @@ def choose(rows: list[dict], objective: Mapping[str, Any] | None = None,
         (lambda ir: (ir[1]["objective"], -ir[0]))
     if kind != "floors" or floors is None:
         return max(done, key=rank)[1], None
-    gap = {i: violation(floor_constraints(r["val"], floors)) for i, r in done}
-    feasible = [(i, r) for i, r in done if gap[i] == 0.0]
+    cons = {i: floor_constraints(r["val"], floors) for i, r in done}
+    feasible = [(i, r) for i, r in done if violation(cons[i]) == 0.0]
     if feasible:
         return max(feasible, key=rank)[1], None
-    i, best = min(done, key=lambda ir: (gap[ir[0]], -ir[1]["objective"], ir[0]))
+    i, best = min(done, key=lambda ir: (worst_shortfall(cons[ir[0]]), violation(cons[ir[0]]),
+                                        -ir[1]["objective"], ir[0]))
     short = ", ".join(f"{d} {best['val'][d]:.3f} < floor {f:.3f}" for d, f in floors.items() if best["val"][d] < f)
     return best, (f"NO TRIAL MEETS THE FLOORS (each dataset within {objective.get('max_loss')} of its best member "
-                  f"on val) among {len(done)} complete trials: picked the least-violating trial {best['trial']} "
-                  f"(total shortfall {gap[i]:.3f}: {short})")
+                  f"on val) among {len(done)} complete trials: picked trial {best['trial']}, whose worst dataset "
+                  f"falls least below its floor ({100 * worst_shortfall(cons[i]):.1f} points: {short})")
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[Any]]]:
