@@ -21,10 +21,25 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert len(ledger) == 3
     assert (out_root / "soups" / "best-optuna-ties" / "mergekit_config.yml").exists()
     assert set(first["members"]) == {"thumbs", "pairs", "harmless"}
-    assert len(first["walls"]) == 5 and all(s >= 0 for s in first["walls"].values())  # 3 members, sweep, pick (base given)
+    assert set(first["alternatives"]) == {"multitask", "harmless_seed1", "harmless_seed2"}
+    # 3 members, 3 alternatives, sweep, pick (base given)
+    assert len(first["walls"]) == 8 and all(s >= 0 for s in first["walls"].values())
+    steps = [json.loads((out_root / "members" / f).joinpath("rewardsoup_member.json").read_text())["steps"]
+             for f in ("demo_thumbs-binary", "demo_pairs-pairwise", "demo_harmless-pairwise", "multitask")]
+    assert steps[3] == sum(steps[:3]) == 12  # the multi-task model trains as many steps as the members together
+    results = json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())
+    kinds = {r["model"]: r["kind"] for r in results["rows"]}
+    assert kinds["multitask"] == "multitask" and kinds["harmless_avg3"] == "average"
+    assert kinds["harmless_seed1"] == kinds["harmless_seed2"] == "run" and kinds["harmless_avg3_ensemble"] == "baseline"
+    asked = {(v["model"], v["against"]) for v in results["verdicts"]}
+    assert {("best-optuna-ties", "multitask"), ("best-optuna-ties", "logit_ensemble"), ("multitask", "length"),
+            ("harmless_avg3", "harmless_seed2"), ("harmless_avg3", "harmless_avg3_ensemble")} <= asked
+    assert all(v["verdict"] in ("better", "worse") or v["verdict"] == f"cannot tell at n={v['n']}"
+               for v in results["verdicts"])
+    assert "#### Every comparison, paired on the same rows" in out
     second = pipeline.run_recipe("demo", overrides)
     again = capsys.readouterr().out
-    assert again.count("already done") == 5  # base, three members, the pick
+    assert again.count("already done") == 8  # base, three members, three alternatives, the pick
     assert len((out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()) == 3
     assert second["walls"] == first["walls"]  # a rerun that did nothing reports the first run's stage times
 
@@ -54,10 +69,14 @@ def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path,
         want = compose_cfg("train", [f"data={m.data}", f"objective={m.objective}", "train.resume=true"]).train
         assert got == want
     real = recipes.load_recipe("real")
-    assert [m.name for m in real.members] == ["hh", "kto", "dpo"] and not real.sample
+    assert [m.name for m in real.members] == ["helpful", "harmless"] and not real.sample
+    assert [(a.name, a.objective, a.budget) for a in real.alternatives] == [("multitask", "multitask", "members")]
     assert "members=real" in real.merge and "train.epochs=1" in real.train
-    hh = compose_cfg("train", recipes.member_overrides(real, real.members[0], ["train.lr=1e-4"]))
+    hh = compose_cfg("train", recipes.member_overrides(real, real.members[1], ["train.lr=1e-4"]))
     assert (hh.train.epochs, hh.train.lr, hh.data.name) == (1, 1e-4, "shared_hh_harmless")  # command line wins
+    mix = compose_cfg("train", recipes.member_overrides(real, real.alternatives[0], []))
+    assert sorted(mix.data.parts) == ["shared_hh_harmless", "shared_hh_helpful"] and mix.train.member_name == "multitask"
+    assert mix.data.parts.shared_hh_helpful.split == compose_cfg("train", ["data=shared_hh_helpful"]).data.split
 
     conf = tmp_path / "conf"
     (conf / "recipe").mkdir(parents=True)

@@ -109,7 +109,8 @@ def problems(cfg: DictConfig, prefix: str = "") -> list[str]:
                 found.append(why)
         rules = getattr(kind, "rules", None)
         if callable(rules) and not found:
-            found += [f"{prefix}{key}={_shown(cfg[key])}: {why}" for key, why in rules(cfg)]
+            found += [f"{prefix}{key}: {why}" if isinstance(cfg.get(key.split(".")[0]), DictConfig)
+                      else f"{prefix}{key}={_shown(cfg[key])}: {why}" for key, why in rules(cfg)]
     for key in cfg:
         if prefix == "" and key == "hydra":  # Hydra's own settings: checked by Hydra
             continue

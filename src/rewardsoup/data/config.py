@@ -7,7 +7,7 @@ what differs: its name, adapter and source, and whatever else it changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from omegaconf import MISSING
 
@@ -50,6 +50,27 @@ class DataConfig:
     render_style: str = checked("plain", check=one_of(*STYLES))  # plain: texts are already rendered
     pairs: Optional[PairsConfig] = None  # binary sources only: pair rows (null = keep binary)
     split: Optional[SplitConfig] = field(default_factory=SplitConfig)  # null: evaluation-only, all rows in test
+    parts: Dict[str, Any] = field(default_factory=dict)  # adapter=mix: part name -> that set's data config
+
+    @staticmethod
+    def rules(node) -> list[tuple[str, str]]:
+        """A mix (adapter=mix) names trainable sets, each split its own way; nothing else has parts."""
+        if node.adapter != MIX:
+            return [("parts", f"only adapter={MIX} reads parts (this is adapter={node.adapter})")] if node.parts else []
+        if not node.parts:
+            return [("parts", "a mix needs at least one part: add `- /data@parts.<name>: <set>` to its defaults")]
+        for name, part in node.parts.items():
+            adapter = part.get("adapter") if hasattr(part, "get") else None
+            if not adapter or adapter == MIX:
+                return [(f"parts.{name}", f"not a data set (adapter={adapter!r}); name a conf/data set")]
+            if adapter in EVAL_ONLY or part.get("split") is None:
+                return [(f"parts.{name}", f"adapter={adapter} is evaluation-only (no training rows): it cannot "
+                                          "mix into a training set")]
+        return []
+
+
+MIX = "mix"  # the adapter name of a multi-task set: the union of its parts' training rows (data/mix.py)
+EVAL_ONLY = ("reward_bench",)  # adapters whose rows (one chosen vs several rejected) no objective trains on
 
 
 store(DataConfig, "schema", group="data")

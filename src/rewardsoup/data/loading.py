@@ -45,6 +45,7 @@ class Splits:
     val: Dataset
     test: Dataset
     report: dict[str, Any] = field(default_factory=dict)
+    parts: list["Splits"] = field(default_factory=list)  # a mix (data/mix.py): each part's own splits
 
 
 def as_dict(data_cfg: Any) -> dict[str, Any]:

@@ -7,6 +7,9 @@ For each dataset:
   the recipe's bar (lose at most 2 points) read from that interval: holds / fails / cannot tell at n=…;
 - a member is compared with the reference rows, `base` (the untrained merge-ready base) and `length`
   (the length heuristic): it has learnt something only where both paired intervals lie above 0.
+`verdicts` lists every comparison a user weighs, one row each with its verdict from the paired interval:
+members and the multi-task model against the references, each soup against the multi-task model and the
+logit ensemble, each average of runs (WARM) against every run and their ensemble.
 """
 
 from __future__ import annotations
@@ -21,6 +24,42 @@ REFERENCES = ("base", "length")  # reference rows every table shows (kind "refer
 
 def _diff(a: Scored, b: Scored, bootstrap: int, seed: int) -> dict[str, float]:
     return stats.paired(row_credit(a.evalset, a.rewards), row_credit(b.evalset, b.rewards), bootstrap, seed)
+
+
+def verdict(d: Mapping[str, float]) -> str:
+    """'better' / 'worse' when the paired interval excludes 0, else 'cannot tell at n=…'."""
+    if stats.excludes_zero(d["lo"], d["hi"]):
+        return "better" if d["lo"] > 0 else "worse"
+    return f"cannot tell at n={d['n']}"
+
+
+def _questions(kinds: Mapping[str, str], averages: Mapping[str, list], own: Mapping[str, list],
+               datasets: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(model, against, datasets) for every comparison a user weighs (see the module docstring)."""
+    refs = [r for r in REFERENCES if kinds.get(r) == "reference"]
+    out = []
+    for m in sorted(m for m, k in kinds.items() if k in ("member", "multitask")):
+        out += [(m, ref, own.get(m) or datasets) for ref in refs]
+    alternatives = sorted(m for m, k in kinds.items() if k == "multitask") + (
+        ["logit_ensemble"] if "logit_ensemble" in kinds else [])
+    for soup in sorted(m for m, k in kinds.items() if k == "soup"):
+        out += [(soup, alt, datasets) for alt in alternatives]
+    for row, runs in averages.items():
+        out += [(row, other, datasets) for other in [*runs, f"{row}_ensemble"] if other in kinds]
+    return out
+
+
+def verdicts(scored: Mapping[str, Mapping[str, Scored]], kinds: Mapping[str, str], averages: Mapping[str, list],
+             own: Mapping[str, list], bootstrap: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per (model, against, dataset): the paired difference in points' units, its interval, n, verdict."""
+    datasets = list(next(iter(scored.values())).keys()) if scored else []
+    rows = []
+    for model, other, dss in _questions(kinds, averages, own, datasets):
+        for ds in dss:
+            d = _diff(scored[model][ds], scored[other][ds], bootstrap, seed)
+            rows.append({"model": model, "against": other, "dataset": ds, "n": d["n"], "diff": d["diff"],
+                         "lo": d["lo"], "hi": d["hi"], "verdict": verdict(d)})
+    return rows
 
 
 def best_member(results: Mapping[str, Mapping[str, Mapping]], kinds: Mapping[str, str], dataset: str) -> str | None:
@@ -38,7 +77,7 @@ def compare(scored: Mapping[str, Mapping[str, Scored]], results: Mapping[str, Ma
         best = best_member(results, kinds, ds)
         for model, by_ds in scored.items():
             fields: dict[str, Any] = {}
-            if kinds[model] in ("soup", "baseline") and best is not None:
+            if kinds[model] in ("soup", "baseline", "multitask", "average") and best is not None:
                 d = _diff(by_ds[ds], scored[best][ds], bootstrap, seed)
                 fields.update({"best_member": best, "vs_best_member": d["diff"], "vs_best_member_lo": d["lo"],
                                "vs_best_member_hi": d["hi"], "bar": stats.bar_verdict(d)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from omegaconf import MISSING
 
@@ -44,11 +44,26 @@ class EvaluateJobConfig:
     batch_size: int = checked(check=at_least_one)
     bootstrap: int = checked(check=not_negative)  # 0: no intervals
     models: Dict[str, str] = field(default_factory=dict)  # name -> folder; {} = every member and soup found
+    runs: List[str] = field(default_factory=list)  # models that are runs outside the soup (seed runs): kind `run`
+    averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     references: ReferencesConfig = field(default_factory=ReferencesConfig)
     best_of_n: BestOfNConfig = field(default_factory=BestOfNConfig)
     # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
     train: Dict[str, Any] = field(default_factory=dict)
+
+
+    @staticmethod
+    def rules(node) -> list[tuple[str, str]]:
+        named = set(node.models) if node.models else None  # {} = discovered at run time: checked then
+        for row, runs in node.averages.items():
+            if len(runs) < 2:
+                return [("averages", f"averages.{row} must name at least two models, got {list(runs)}")]
+            if named is not None and not set(runs) <= named:
+                return [("averages", f"averages.{row} names {sorted(set(runs) - named)}, not among models {sorted(named)}")]
+        if named is not None and not set(node.runs) <= named:
+            return [("runs", f"names {sorted(set(node.runs) - named)}, not among models {sorted(named)}")]
+        return []
 
 
 store(EvaluateJobConfig, "evaluate_schema")

@@ -4,23 +4,27 @@ Models come from `evaluate.models` (name -> folder) or, when empty, every member
 and every soup under `paths.soups`. Baselines computed in the same run: the uniform soup (equal-weight
 linear merge of the members, in memory) and the logit ensemble (mean of member rewards, no merge).
 Reference rows: `base` (the untrained merge-ready base) and `length` (the length heuristic, its direction
-chosen on val). Soups are compared with the best member, members with the references, on the same rows
-with paired intervals (`rewardsoup.evaluation.comparisons`).
+chosen on val). The alternatives a user weighs against a soup are rows too: a multi-task member (trained on
+a mix of the members' data: kind `multitask`), and for each of `averages` the linear average of several runs
+(kind `average`, WARM) beside its runs (kind `run`) and their logit ensemble. Every comparison is paired on
+the same rows with an interval (`rewardsoup.evaluation.comparisons`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from rewardsoup.data.config import MIX
 from rewardsoup.evaluation import tables
 from rewardsoup.models.base import MEMBER_META, check_reward_model
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.scoring.evalsets import load_evalset
-from rewardsoup.evaluation.comparisons import compare
+from rewardsoup.evaluation.comparisons import compare, verdicts
 from rewardsoup.scoring.metrics import Scored, ensemble, metrics, score_evalsets
 from rewardsoup.evaluation.lengths import length_bias, length_reference, plot_length_bias
 from rewardsoup.evaluation.best_of_n import dataset_best_of_n
@@ -31,8 +35,10 @@ from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
 
 
 def model_kind(path: Path) -> str:
+    """member, multitask (a member trained on a mix of sets), soup, or model (anything else)."""
     if (path / MEMBER_META).exists():
-        return "member"
+        meta = json.loads((path / MEMBER_META).read_text())
+        return "multitask" if (meta.get("data") or {}).get("adapter") == MIX else "member"
     return "soup" if (path / SOUP_CONFIG).exists() else "model"
 
 
@@ -96,14 +102,26 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
                                  for ds, es in zip(datasets, evalsets) if es.schema == "pairwise"}
         print(f"[rewardsoup] scored {name} ({kinds[name]})", flush=True)
 
+    for name in cfg.get("runs") or []:
+        if name not in kinds:
+            raise ConfigError(f"runs: '{name}' is not among the models {sorted(kinds)}")
+        kinds[name] = "run"  # a run outside the soup: not a specialist, not in the ensemble or uniform soup
     for name, (kind, path) in models.items():
         run(name, load_reward_model(path))
-    members = {n: p for n, (k, p) in models.items() if k == "member"}
+    members = {n: p for n, (k, p) in models.items() if kinds[n] == "member"}
+    base_dir = Path(cfg.model.base_dir)
+    averages = {str(k): [str(x) for x in v] for k, v in (cfg.get("averages") or {}).items()}
+    for row, names in averages.items():  # WARM: runs averaged linearly, and their logit ensemble
+        unknown = [n for n in names if n not in models]
+        if unknown:
+            raise ConfigError(f"averages.{row}: {unknown} not among the models {sorted(models)}")
+        kinds[row], kinds[f"{row}_ensemble"] = "average", "baseline"
+        run(row, uniform_soup(base_dir, {n: models[n][1] for n in names}))
+        scored[f"{row}_ensemble"] = {ds: ensemble([scored[n][ds] for n in names]) for ds in datasets}
     baselines, references = cfg.get("baselines") or {}, cfg.get("references") or {}
     if len(members) >= 2 and baselines.get("ensemble", True):
         kinds["logit_ensemble"] = "baseline"
         scored["logit_ensemble"] = {ds: ensemble([scored[m][ds] for m in members]) for ds in datasets}
-    base_dir = Path(cfg.model.base_dir)
     if len(members) >= 2 and baselines.get("uniform_soup", True) and base_dir.exists():
         kinds["uniform_soup"] = "baseline"
         run("uniform_soup", uniform_soup(base_dir, members))
@@ -114,11 +132,22 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     if references.get("length", True) and "length" not in kinds:
         kinds["length"] = "reference"
         scored["length"], notes = _reference_length(cfg, datasets, evalsets, tokenizer_dir, max_length)
-    return _report(cfg, split, datasets, models, scored, kinds, bon_results, notes)
+    return _report(cfg, split, datasets, models, scored, kinds, bon_results, notes, averages)
+
+
+def _own_datasets(models: dict, datasets: list[str]) -> dict[str, list[str]]:
+    """member -> the eval sets it was trained on (its data's name), when they are among `datasets`."""
+    own = {}
+    for name, (kind, path) in models.items():
+        meta_file = Path(path) / MEMBER_META
+        if kind == "member" and meta_file.exists():
+            data = json.loads(meta_file.read_text()).get("data") or {}
+            own[name] = [ds for ds in datasets if ds == data.get("name")]
+    return own
 
 
 def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scored: dict, kinds: dict,
-            bon_results: dict, notes: list[str]) -> dict[str, Any]:
+            bon_results: dict, notes: list[str], averages: dict) -> dict[str, Any]:
     """Metrics, paired comparisons and length bias of every scored model -> table, files, W&B."""
     boot = int(cfg.bootstrap)
     results = {name: {ds: {**metrics(s, boot), **length_bias(s), **bon_results.get(name, {}).get(ds, {})}
@@ -127,11 +156,13 @@ def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scor
         for ds, fields in by_ds.items():
             results[name][ds].update(fields)
     table_rows = tables.rows(results, kinds)
+    found = verdicts(scored, kinds, averages, _own_datasets(models, datasets), boot)
     title = f"Held-out accuracy on the {split} splits"
     out_dir = Path(cfg.paths.reports) / f"evaluate-{split}"
     md = tables.write_report(out_dir, table_rows, datasets, title,
-                             {"split": split, "models": {n: str(p) for n, (_, p) in models.items()}, "notes": notes},
-                             notes, {"length_bias.png": lambda p: plot_length_bias(results, datasets, p)})
+                             {"split": split, "models": {n: str(p) for n, (_, p) in models.items()}, "notes": notes,
+                              "verdicts": found, "averages": averages},
+                             notes, {"length_bias.png": lambda p: plot_length_bias(results, datasets, p)}, found)
     print("\n" + md, flush=True)
     print(f"[rewardsoup] report: {out_dir}/table.md (+ results.csv, results.json, length_bias.png)", flush=True)
     with start_run(cfg, job_type="evaluate", name=f"evaluate-{split}") as tracker:
@@ -139,4 +170,4 @@ def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scor
         tracker.table(f"eval/{split}", cols, [[r.get(c) for c in cols] for r in table_rows])
         tracker.image(f"eval/{split}/length_bias", str(out_dir / "length_bias.png"))
         tracker.summary({f"{r['model']}/mean": r["mean"] for r in table_rows})
-    return {"rows": table_rows, "report": str(out_dir)}
+    return {"rows": table_rows, "report": str(out_dir), "verdicts": found}

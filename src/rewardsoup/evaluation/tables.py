@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from rewardsoup.scoring import stats
 from rewardsoup.core.atomic import atomic_dir
 
-KIND_ORDER = {"member": 0, "soup": 1, "baseline": 2, "reference": 3, "model": 4}
+KIND_ORDER = {"member": 0, "soup": 1, "multitask": 2, "baseline": 3, "average": 4, "run": 5, "reference": 6, "model": 7}
 _OWN = {"accuracy": "", "accuracy_lo": "_lo", "accuracy_hi": "_hi"}  # accuracy is the dataset's own column
 WIDE = 0.05  # a 95% half-width above 5 points cannot resolve the recipe's 2-point differences
 
@@ -99,6 +99,16 @@ def _bar(table_rows: list[dict], datasets: list[str]) -> list[str]:
                 "(holds / fails / cannot tell, from the paired interval)", "", *_table(["model"] + datasets, body)]
 
 
+def _verdicts(found: list[dict] | None) -> list[str]:
+    if not found:
+        return []
+    body = [[v["model"], v["against"], v["dataset"], f"{_pts(v['diff'])} [{_pts(v['lo'])}, {_pts(v['hi'])}]",
+             f"**{v['verdict']}**" if not v["verdict"].startswith("cannot") else v["verdict"]] for v in found]
+    return ["", "#### Every comparison, paired on the same rows (points, 95% interval; better = the first is "
+                "better, cannot tell = the interval spans 0)", "",
+            *_table(["model", "against", "dataset", "difference", "verdict"], body)]
+
+
 def _length_bias(table_rows: list[dict], datasets: list[str]) -> list[str]:
     if not any(f"{ds}_len_spearman" in r for r in table_rows for ds in datasets):
         return []
@@ -143,11 +153,12 @@ def _footer(table_rows: list[dict], datasets: list[str], notes: list[str]) -> li
     return lines + [f"- {n}" for n in notes]
 
 
-def markdown(table_rows: list[dict[str, Any]], datasets: list[str], title: str, notes: list[str] | None = None) -> str:
+def markdown(table_rows: list[dict[str, Any]], datasets: list[str], title: str, notes: list[str] | None = None,
+             found: list[dict] | None = None) -> str:
     body = [[r["model"], r["kind"]] + [_cell(r, ds) for ds in datasets] + [f"{r['mean']:.3f}"] for r in table_rows]
     lines = [f"### {title}", "", *_table(["model", "kind"] + datasets + ["mean"], body)]
     lines += _footer(table_rows, datasets, notes or [])
-    lines += _references(table_rows, datasets) + _bar(table_rows, datasets)
+    lines += _references(table_rows, datasets) + _bar(table_rows, datasets) + _verdicts(found)
     lines += _length_bias(table_rows, datasets) + _subsets(table_rows, datasets)
     return "\n".join(lines) + "\n"
 
@@ -165,10 +176,10 @@ def to_csv(table_rows: list[dict[str, Any]]) -> str:
 
 def write_report(out_dir: str | Path, table_rows: list[dict[str, Any]], datasets: list[str], title: str,
                  extra: Mapping[str, Any] | None = None, notes: list[str] | None = None,
-                 figures: Mapping[str, Callable[[Path], Any]] | None = None) -> str:
+                 figures: Mapping[str, Callable[[Path], Any]] | None = None, found: list[dict] | None = None) -> str:
     """Write table.md, results.csv, results.json and `figures` (file name -> writer) into `out_dir`
     atomically; returns the markdown."""
-    md = markdown(table_rows, datasets, title, notes)
+    md = markdown(table_rows, datasets, title, notes, found)
     with atomic_dir(out_dir, overwrite=True) as tmp:
         (tmp / "table.md").write_text(md)
         (tmp / "results.csv").write_text(to_csv(table_rows))

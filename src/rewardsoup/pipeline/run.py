@@ -1,7 +1,9 @@
 """The main job: the whole recipe, offline, each stage skipped when its output exists.
 
 `make demo` runs the `demo` recipe on the embedded default; `make report-real` runs the `real` recipe on
-../shared/data. A recipe is a YAML file in conf/recipe/ (`pipeline.recipes`); the command line's overrides
+../shared/data. Besides the soup's members a recipe may train `alternatives` (a multi-task model on the
+members' data, at the members' optimizer steps together; seed runs) and `averages` of runs, all tested
+beside the soup. A recipe is a YAML file in conf/recipe/ (`pipeline.recipes`); the command line's overrides
 come last, each sent to the entry points whose configs have its key (`pipeline.overrides`). Stages: base -> members -> Optuna sweep of
 in-memory trials (val) -> pick the best trial, export it with mergekit, test it beside members and
 baselines -> best-of-4 samples (demo only).
@@ -20,13 +22,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from omegaconf import DictConfig
+
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
 from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.models.base import BASE_META, build_base
 from rewardsoup.pipeline.overrides import route
-from rewardsoup.pipeline.recipes import CONF, Recipe, compose_cfg, load_recipe, member_overrides, recipe_names
+from rewardsoup.pipeline.recipes import CONF, Member, Recipe, compose_cfg, load_recipe, member_overrides, recipe_names
 from rewardsoup.pipeline.report import write_real_report
 from rewardsoup.sweep import ledger
 from rewardsoup.sweep.pick import pick_best
@@ -80,18 +84,44 @@ def stage_overrides(recipe: Recipe, overrides: list[str]) -> dict[str, list[str]
     return {"sample": [], **route(overrides, roots, compose_cfg)}
 
 
-def _members(recipe: Recipe, overrides: list[str], walls: dict) -> dict[str, Path]:
-    members = {}
-    for i, m in enumerate(recipe.members, 1):
-        mcfg = validate(compose_cfg("train", member_overrides(recipe, m, overrides)))
-        members[m.name] = Path(mcfg.train.output_dir)
-        own = f", {' '.join(m.train)}" if m.train else ""
-        _stage(f"2/5 member {i}/{len(recipe.members)} '{m.name}': {m.data} ({m.objective}{own})",
-               members[m.name] / MEMBER_META, lambda c=mcfg: train_member(c), walls)
-    return members
+def _train_cfgs(recipe: Recipe, overrides: list[str]) -> dict[str, DictConfig]:
+    """Every member's and alternative's train.py config, composed and checked before anything is written."""
+    return {m.name: validate(compose_cfg("train", member_overrides(recipe, m, overrides)))
+            for m in recipe.members + recipe.alternatives}
 
 
-def _sweep_and_pick(merge_args: list[str], walls: dict) -> tuple:
+def budget_overrides(alternative: Member, member_dirs: dict[str, Path]) -> list[str]:
+    """budget=members: as many optimizer steps as the members took together (their metadata's `steps`)."""
+    if alternative.budget != "members":
+        return []
+    steps = sum(int(json.loads((d / MEMBER_META).read_text())["steps"]) for d in member_dirs.values())
+    return [f"train.max_steps={steps}"]
+
+
+def _members(recipe: Recipe, overrides: list[str], walls: dict) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Train the members, then the alternatives (with their budgets); (members, alternatives) -> folders."""
+    cfgs = _train_cfgs(recipe, overrides)
+    folders = {name: Path(c.train.output_dir) for name, c in cfgs.items()}
+    members = {x.name: folders[x.name] for x in recipe.members}
+    for i, m in enumerate(recipe.members + recipe.alternatives, 1):
+        done = (folders[m.name] / MEMBER_META).exists()
+        extra = budget_overrides(m, members) if m.alternative and not done else []
+        mcfg = validate(compose_cfg("train", member_overrides(recipe, m, overrides + extra))) if extra else cfgs[m.name]
+        own = " ".join(m.train + extra)
+        role = "alternative" if m.alternative else "member"
+        _stage(f"2/5 {role} {i}/{len(recipe.members) + len(recipe.alternatives)} '{m.name}': {m.data} ({m.objective}"
+               f"{', ' + own if own else ''})", folders[m.name] / MEMBER_META, lambda c=mcfg: train_member(c), walls)
+    return members, {m.name: folders[m.name] for m in recipe.alternatives}
+
+
+def pick_overrides(recipe: Recipe, alternatives: dict[str, Path]) -> list[str]:
+    """The recipe's alternatives and averages, handed to the pick's test table."""
+    alts = ",".join(f"{name}:'{path}'" for name, path in alternatives.items())
+    avgs = ",".join(f"{row}:[{','.join(runs)}]" for row, runs in recipe.averages.items())
+    return [f"++pick.alternatives={{{alts}}}", f"++pick.averages={{{avgs}}}"]  # ++: new keys in the dicts
+
+
+def _sweep_and_pick(merge_args: list[str], walls: dict, pick_args: list[str]) -> tuple:
     scfg = validate(compose_cfg("merge", merge_args))  # a bad value stops the job before the sweep
     # always launched: the Optuna study resumes, so a rerun only adds the trials still missing
     sweep_title = "3/5 sweep: Optuna trials (conf/search/optuna.yaml) merged in memory, scored on val"
@@ -99,7 +129,7 @@ def _sweep_and_pick(merge_args: list[str], walls: dict) -> tuple:
     _stage(sweep_title, None, lambda: _run([sys.executable, "merge.py", "-m", *merge_args]), walls)
     if _ledger_rows(scfg.sweep.dir) == trials_before:  # nothing new: keep the wall of the run that did the trials
         walls.pop(sweep_title)
-    pcfg = validate(compose_cfg("merge", merge_args + ["mode=pick"]))
+    pcfg = validate(compose_cfg("merge", merge_args + ["mode=pick"] + pick_args))
     picked = Path(pcfg.paths.soups) / str(pcfg.pick.name)
     report = Path(pcfg.paths.reports) / "evaluate-test" / "table.md"
     _stage("4/5 pick the best trial, export it with mergekit, test it beside members and baselines",
@@ -128,8 +158,9 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     cfg = validate(compose_cfg("train", routed["train"]))  # the schemas' value rules (core/config.py)
     _stage(f"1/5 base: {cfg.model.source} cut to {cfg.model.layers} layers, 1-logit head",
            Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model), walls)
-    members = _members(recipe, routed["train"], walls)
-    scfg, picked, report = _sweep_and_pick(["search=optuna"] + recipe.merge + routed["merge"], walls)
+    members, alternatives = _members(recipe, routed["train"], walls)
+    scfg, picked, report = _sweep_and_pick(["search=optuna"] + recipe.merge + routed["merge"], walls,
+                                           pick_overrides(recipe, alternatives))
     samples = Path(cfg.paths.root) / "samples" / "demo-best-of-4.jsonl"
     if recipe.sample:
         _stage("5/5 best-of-4: SmolLM2 writes four replies per role-play prompt, the soup picks one", samples,
@@ -143,13 +174,16 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     print(f"Outputs under {cfg.paths.root}:")
     for member, path in members.items():
         print(f"  member {member}: {path}")
+    for name, path in alternatives.items():
+        print(f"  alternative {name}: {path}")
     print(f"  picked soup: {picked}  (mergekit YAML beside it)")
     print(f"  sweep ledger: {Path(scfg.sweep.dir) / 'ledger.jsonl'}  plots: {Path(scfg.sweep.dir) / 'plots'}")
     if recipe.sample:
         print(f"  best-of-4 samples: {samples}")
     print(f"  W&B offline runs: {cfg.paths.root}/wandb  (upload: wandb sync {cfg.paths.root}/wandb/offline-run-*)")
     return {"root": str(cfg.paths.root), "report": str(report), "walls": walls, "total_s": round(total, 1),
-            "members": {k: str(v) for k, v in members.items()}, "sweep": str(scfg.sweep.dir)}
+            "members": {k: str(v) for k, v in members.items()},
+            "alternatives": {k: str(v) for k, v in alternatives.items()}, "sweep": str(scfg.sweep.dir)}
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ Registered as `merge_schema` (conf/merge.yaml extends it). Values and their reas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -53,6 +53,8 @@ class PickConfig:
     bootstrap: int = checked(check=not_negative)
     push_to_hub: Optional[str] = None  # a hub repo id to upload the picked soup folder to; null: no upload
     seed_ties: MergeConfig = MISSING  # the seed's soup, tested beside the picked one
+    alternatives: Dict[str, str] = field(default_factory=dict)  # name -> folder: models tested beside the soup
+    averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)
 
 
 @dataclass

@@ -4,8 +4,10 @@
 2. that request merged to disk by mergekit (atomic, mergekit YAML beside) under paths.soups/<pick.name>;
 3. the seed's `seed_ties` soup written too when missing (its weights from conf/merge/seed_ties.yaml);
 4. evaluate.py's table on the TEST splits, which no trial saw: members, the picked soup, seed_ties, the
-   uniform soup, the logit ensemble and the reference rows (untrained base, length heuristic), with
-   bootstrap intervals, paired differences against the specialists and the recipe's 2-point bar;
+   uniform soup, the logit ensemble, the alternatives a user weighs (`pick.alternatives`: a multi-task
+   model, seed runs; `pick.averages`: runs averaged linearly) and the reference rows (untrained base, length
+   heuristic), with bootstrap intervals, paired differences against the specialists, the recipe's 2-point
+   bar and every comparison's verdict;
 5. plots and the W&B summary run (`sweep.summary`): objective against each weight and density; the
    per-dataset trade-off with the Pareto front, the members, the pick and the floors.
 """
@@ -18,10 +20,11 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rewardsoup.sweep import ledger
+from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.soup import export
-from rewardsoup.evaluation.job import evaluate_models
+from rewardsoup.evaluation.job import evaluate_models, model_kind
 from rewardsoup.models.cards import check_upload, push_folder, write_soup_card
 from rewardsoup.sweep.summary import choose, summarize
 
@@ -65,9 +68,16 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
         if not (seed_dir / SOUP_CONFIG).exists():
             export(seed_req, seed_dir)
         models["seed_ties"] = str(seed_dir)
+    alternatives = {str(n): str(p) for n, p in (cfg.pick.get("alternatives") or {}).items()}
+    clash = sorted(set(alternatives) & set(models))
+    if clash:
+        raise ConfigError(f"pick.alternatives: {clash} already name a member or soup of this sweep")
+    models.update(alternatives)
     eval_cfg = OmegaConf.create(plain(cfg))
     with open_dict(eval_cfg):
         eval_cfg.models, eval_cfg.split = models, "test"
+        eval_cfg.runs = [n for n, p in alternatives.items() if model_kind(Path(p)) == "member"]
+        eval_cfg.averages = plain(cfg.pick.get("averages") or {})
         eval_cfg.max_length, eval_cfg.batch_size = cfg.trial.max_length, cfg.trial.batch_size
         eval_cfg.bootstrap = cfg.pick.bootstrap
         eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}

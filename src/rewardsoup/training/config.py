@@ -13,7 +13,7 @@ from omegaconf import MISSING
 
 from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, not_negative, one_of,
                                     positive, store, within)
-from rewardsoup.data.config import DataConfig
+from rewardsoup.data.config import MIX, DataConfig
 from rewardsoup.models.config import ModelConfig
 
 # train.scheduler -> transformers' lr_scheduler_type; each starts with the linear warmup of train.warmup_ratio
@@ -37,6 +37,11 @@ class BinaryObjectiveConfig(ObjectiveConfig):
 class PairwiseObjectiveConfig(ObjectiveConfig):
     use_margin: bool = MISSING  # subtract a `margin` column from the logit gap when the data has one
     center_rewards_coefficient: Optional[float] = checked(check=not_negative)  # trl's; null = off
+
+
+@dataclass
+class MultitaskObjectiveConfig(ObjectiveConfig):
+    use_margin: bool = MISSING  # pairs subtract a `margin` column from the logit gap when the data has one
 
 
 @dataclass
@@ -80,7 +85,20 @@ class TrainJobConfig:
     logger: LoggerConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @staticmethod
+    def rules(node) -> list[tuple[str, str]]:
+        """A mix of sets (data.adapter=mix) trains with objective=multitask, and multitask only on a mix
+        (an objective of your own, `module:attribute`, declares its schema itself)."""
+        mix, name = node.data.adapter == MIX, str(node.objective.name)
+        if mix and name != "multitask" and ":" not in name:
+            return [("objective.name", f"data={node.data.name} is a mix of sets: train it with objective=multitask")]
+        if name == "multitask" and not mix:
+            return [("objective.name", f"objective=multitask trains on a mix of sets (data.adapter={MIX}, e.g. "
+                                       f"data=demo_mix); data={node.data.name} is one set")]
+        return []
+
 
 store(BinaryObjectiveConfig, "binary_schema", group="objective")
 store(PairwiseObjectiveConfig, "pairwise_schema", group="objective")
+store(MultitaskObjectiveConfig, "multitask_schema", group="objective")
 store(TrainJobConfig, "train_schema")

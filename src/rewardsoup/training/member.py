@@ -50,6 +50,7 @@ from rewardsoup.core.atomic import atomic_dir, atomic_write_json
 from rewardsoup.models.base import BASE_META, MEMBER_META, build_base, check_reward_model
 from rewardsoup.models.cards import write_member_card
 from rewardsoup.data import load_splits
+from rewardsoup.data.mix import is_mix, load_mix
 from rewardsoup.core.errors import ConfigError, DataError, RewardSoupError
 from rewardsoup.core.plain import plain
 from rewardsoup.scoring.metrics import evalset_from_split, validation_metrics
@@ -178,18 +179,38 @@ def _last_checkpoint(work_dir: Path, main: bool = True) -> str | None:
 
 def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
     """The splits in the objective's schema (train and val must have rows) and the tokenized train set."""
-    splits, converted = adapt_splits(load_splits(cfg.data, tokenizer), objective, cfg.objective)
+    raw = load_mix(cfg.data, tokenizer) if is_mix(cfg.data) else load_splits(cfg.data, tokenizer)
+    splits, converted = adapt_splits(raw, objective, cfg.objective)
     for split in ("train", "val"):
-        if len(getattr(splits, split)) == 0:
-            raise DataError(f"dataset '{splits.name}' has no {split} rows after splitting and pairing "
-                            f"(sizes {splits.report.get('sizes')}, {converted or 'no conversion'}); "
-                            f"add data or change data.split")
+        for part in [splits] if split == "train" or not splits.parts else splits.parts:
+            if len(getattr(part, split)) == 0:
+                raise DataError(f"dataset '{part.name}' has no {split} rows after splitting and pairing "
+                                f"(sizes {part.report.get('sizes')}, {converted or 'no conversion'}); "
+                                f"add data or change data.split")
     max_length = int(cfg.train.max_length)
     train_ds, counts = objective.tokenize(splits.train, tokenizer, max_length, cfg.objective)
-    say(f"[rewardsoup] {splits.name} -> {objective.name}: train {len(splits.train)}, val {len(splits.val)}, "
-        f"test {len(splits.test)}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
+    sizes = splits.report["sizes"] if splits.parts else {s: len(getattr(splits, s)) for s in ("train", "val", "test")}
+    mixed = f" from {len(splits.parts)} sets" if splits.parts else ""
+    say(f"[rewardsoup] {splits.name} -> {objective.name}: train {sizes['train']}{mixed}, val {sizes['val']}, "
+        f"test {sizes['test']}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
         f"texts to {max_length} tokens (none dropped)", flush=True)
     return splits, train_ds, counts
+
+
+def _validator(splits, tokenizer, t: DictConfig):
+    """model -> validation metrics, the val rows tokenized once; a mix is validated on each part's val split
+    (`<part>/<metric>` keys) and its `accuracy` is their mean, as the sweep objective averages datasets."""
+    sets = [evalset_from_split(p.name, p.schema, p.val, tokenizer, int(t.max_length)) for p in splits.parts or [splits]]
+
+    def evaluate(model) -> dict:
+        per = {es.name: validation_metrics(model, es, tokenizer.pad_token_id, int(t.eval_batch_size)) for es in sets}
+        if not splits.parts:
+            return per[splits.name]
+        flat = {f"{name}/{k}": v for name, m in per.items() for k, v in m.items()}
+        return {"accuracy": sum(m["accuracy"] for m in per.values()) / len(per),
+                "n": sum(int(m["n"]) for m in per.values()), **flat}
+
+    return evaluate
 
 
 def _work_dir(t: DictConfig, main: bool = True) -> tuple[Path, str | None]:
@@ -225,7 +246,8 @@ def _metadata(cfg: DictConfig, base_dir: Path, splits, counts: dict, trainer, re
     return {
         "name": str(t.member_name), "data": plain(cfg.data), "objective": plain(cfg.objective),
         "base": str(base_dir), "base_meta": json.loads((base_dir / BASE_META).read_text()),
-        "split_sizes": {s: len(getattr(splits, s)) for s in ("train", "val", "test")},
+        "split_sizes": splits.report["sizes"] if splits.parts else {s: len(getattr(splits, s))
+                                                                    for s in ("train", "val", "test")},
         "data_report": splits.report, "tokenization": counts, "max_length": int(t.max_length),
         "train": plain(t), "steps": trainer.state.global_step,
         "distributed": {"processes": processes, "per_device_batch_size": int(t.batch_size),
@@ -277,8 +299,7 @@ def train_member(cfg: DictConfig) -> float | None:
     model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), dtype=torch.float32)
     if str(t.head_init) == "zero":  # on resume the checkpoint's weights replace it anyway
         zero_head(model)
-    val_set = evalset_from_split(splits.name, splits.schema, splits.val, tokenizer, int(t.max_length))  # once
-    evaluate = lambda m: validation_metrics(m, val_set, tokenizer.pad_token_id, int(t.eval_batch_size))  # noqa: E731
+    evaluate = _validator(splits, tokenizer, t)
     name, final = str(t.member_name), Path(t.output_dir)
     with _tracking(cfg, name, state.is_main_process) as tracker:
         validate = _callbacks(evaluate, tracker)

@@ -4,6 +4,8 @@
   P(liked). Runs through a plain `transformers.Trainer` with `compute_loss_func` (no subclass).
 - `pairwise`: `{prompt, chosen, rejected, margin?}`; Bradley-Terry, -log sigmoid(r_chosen - r_rejected
   [- margin]), through trl's `RewardTrainer`.
+- `multitask`: a mix of sets (data=<a mix>, data/mix.py): BCE on its binary rows and Bradley-Terry on its
+  pairs, in one loss (`training.multitask`), through a plain `Trainer`: one model on all the members' data.
 
 We tokenize ourselves (left truncation, see `rewardsoup.scoring.rewards`), so trl's `max_length` filter, which
 silently drops long pairs, is switched off: nothing is ever dropped. `head_lr` (train.head_lr) gives the
@@ -30,7 +32,9 @@ from rewardsoup.data.loading import Splits, check_trainable
 from rewardsoup.data.schema import pair_texts
 from rewardsoup.core.registry import lookup
 from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.data.mix import MIXED
 from rewardsoup.scoring.rewards import tokenize
+from rewardsoup.training.multitask import MixedCollator, multitask_loss, tokenize_mixed
 
 log = logging.getLogger("rewardsoup.training.objectives")
 
@@ -55,6 +59,9 @@ def adapt_splits(splits: Splits, objective: "Objective", objective_cfg: Mapping)
     check_trainable(splits)  # an evaluation-only set (multi schema): one-line DataError naming the dataset
     if splits.schema == objective.schema:
         return splits, {}
+    if MIXED in (splits.schema, objective.schema):
+        raise ConfigError(f"objective '{objective.name}' cannot train on {splits.schema} data ('{splits.name}'): "
+                          f"a mix of sets (adapter=mix) trains with objective=multitask, and only a mix does")
     report: dict[str, Any] = {"converted": f"{splits.schema} -> {objective.schema}"}
     parts = {}
     for name in ("train", "val", "test"):
@@ -130,7 +137,7 @@ def _binary_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objectiv
 
     pos_weight = objective_cfg.get("pos_weight")
     targs = TrainingArguments(**args)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=targs,
         train_dataset=train_ds,
@@ -140,6 +147,21 @@ def _binary_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objectiv
         callbacks=callbacks,
         optimizers=_optimizers(Trainer, model, targs, head_lr),
     )
+    trainer.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by grad_accum itself
+    return trainer
+
+
+# ------------------------------------------------------------------------------------------- multitask
+def _multitask_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, objective_cfg: Mapping, callbacks,
+                       head_lr: float | None = None):
+    from transformers import Trainer, TrainingArguments
+
+    targs = TrainingArguments(**{**args, "remove_unused_columns": False})  # the collator reads our columns
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, processing_class=tokenizer,
+                      data_collator=MixedCollator(tokenizer.pad_token_id), compute_loss_func=multitask_loss,
+                      callbacks=callbacks, optimizers=_optimizers(Trainer, model, targs, head_lr))
+    trainer.loss_is_scaled_for_ga = False  # a per-batch mean, as the binary objective's
+    return trainer
 
 
 # -------------------------------------------------------------------------------------------- pairwise
@@ -177,6 +199,7 @@ def _pairwise_trainer(model, tokenizer, train_ds: Dataset, args: Mapping, object
 OBJECTIVES: dict[str, Objective] = {
     "binary": Objective("binary", "binary", _tokenize_binary, _binary_trainer),
     "pairwise": Objective("pairwise", "pairwise", _tokenize_pairwise, _pairwise_trainer),
+    "multitask": Objective("multitask", MIXED, tokenize_mixed, _multitask_trainer),
 }
 
 
