@@ -37,6 +37,8 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert all(v["verdict"] in ("better", "worse") or v["verdict"] == f"cannot tell at n={v['n']}"
                for v in results["verdicts"])
     assert "#### Every comparison, paired on the same rows" in out
+    card = (out_root / "soups" / "best-optuna-ties" / "README.md").read_text()  # the model card shows them too
+    assert "| multitask | multitask |" in card and "This model against the alternatives" in card
     second = pipeline.run_recipe("demo", overrides)
     again = capsys.readouterr().out
     assert again.count("already done") == 8  # base, three members, three alternatives, the pick
@@ -54,6 +56,8 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     best = best_row(ledger, {"kind": "floors", "max_loss": 0.02}, floors)
     assert f"Picked by the 'floors' rule: val objective {best['objective']:.4f}" in text and "## Sweep: 3 trials" in text
     assert all(f"| {m} |" in text for m in ("thumbs", "pairs", "harmless")) and "| model | kind |" in text
+    assert "| multitask | alternative | demo_mix | multitask |" in text
+    assert "## The soup against what a user would choose instead" in text and "vs multitask on demo_pairs" in text
     assert f"| all stages | {sum(first['walls'].values()):.0f} |" in text
 
 

@@ -168,6 +168,9 @@ def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scor
     with start_run(cfg, job_type="evaluate", name=f"evaluate-{split}") as tracker:
         cols = list(dict.fromkeys(k for r in table_rows for k in r))
         tracker.table(f"eval/{split}", cols, [[r.get(c) for c in cols] for r in table_rows])
+        if found:  # every paired comparison with its verdict: soup vs multi-task / ensemble, averages vs runs
+            keys = list(found[0])
+            tracker.table(f"eval/{split}/verdicts", keys, [[v[k] for k in keys] for v in found])
         tracker.image(f"eval/{split}/length_bias", str(out_dir / "length_bias.png"))
         tracker.summary({f"{r['model']}/mean": r["mean"] for r in table_rows})
     return {"rows": table_rows, "report": str(out_dir), "verdicts": found}

@@ -217,6 +217,13 @@ def results_table(evaluation: Mapping[str, Any] | list, highlight: str | None = 
                       "and the recipe's bar (at most 2 points below each specialist):", "",
                   "| model | " + " | ".join(datasets) + " |", "|" + "---|" * (len(datasets) + 1)]
         lines += ["| " + r["model"] + " | " + " | ".join(_diff_cell(r, ds) for ds in datasets) + " |" for r in diffs]
+    found = [v for v in (evaluation.get("verdicts") or [] if isinstance(evaluation, Mapping) else [])
+             if highlight is not None and v["model"] == highlight]
+    if found:
+        lines += ["", "This model against the alternatives (points, paired 95% interval on the same rows):", "",
+                  "| against | dataset | difference | verdict |", "|---|---|---|---|"]
+        lines += [f"| {v['against']} | {v['dataset']} | {100 * v['diff']:+.1f} [{100 * v['lo']:+.1f}, "
+                  f"{100 * v['hi']:+.1f}] | {v['verdict']} |" for v in found]
     return "\n".join(lines) + "\n"
 
 

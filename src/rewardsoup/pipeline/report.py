@@ -1,6 +1,6 @@
 """`make report-real`: a markdown report of the real-data recipe (accuracies, intervals, soup vs
-specialists with paired intervals and the 2-point bar, members against the reference rows, wall times),
-written next to the evaluation table."""
+specialists with paired intervals and the 2-point bar, members against the reference rows, the soup against
+the alternatives a user would choose instead, wall times), written next to the evaluation table."""
 
 from __future__ import annotations
 
@@ -42,26 +42,46 @@ def evidence(metas: dict, results_json: Path) -> list[str]:
     return lines + [""]
 
 
+def worth_it(results_json: Path) -> list[str]:
+    """Is the soup worth choosing? Each soup against the alternatives, per dataset, from the paired verdicts."""
+    found = json.loads(results_json.read_text()).get("verdicts") or []
+    rows = [v for v in found if v["against"] in ("logit_ensemble",) or v["against"].startswith("multitask")]
+    rows = [v for v in rows if not v["model"].startswith(("seed_ties", "uniform"))]
+    if not rows:
+        return []
+    lines = ["## The soup against what a user would choose instead", ""]
+    for v in rows:
+        lines.append(f"- {v['model']} vs {v['against']} on {v['dataset']} (n={v['n']}): "
+                     f"{100 * v['diff']:+.1f} points [{100 * v['lo']:+.1f}, {100 * v['hi']:+.1f}]: {v['verdict']}.")
+    return lines + [""]
+
+
 def write_real_report(run: dict) -> Path:
     root = Path(run["root"])
-    metas = {name: json.loads((Path(path) / MEMBER_META).read_text()) for name, path in run["members"].items()}
+    trained = {**run["members"], **run.get("alternatives", {})}
+    metas = {name: json.loads((Path(path) / MEMBER_META).read_text()) for name, path in trained.items()}
     base = next(iter(metas.values()))["base_meta"]
     start, end = base["layer_range"]
     lines = ["# rewardsoup on real data (../shared/data)", "",
              f"Members fine-tuned from {base['source']} cut to {end - start} layers (1-logit head), then an Optuna",
              "sweep of in-memory TIES merges on the val splits, the best trial exported with mergekit and",
              "tested on test splits no trial saw.", "", "## Members (validation during training)", "",
-             "| member | data | objective | train n | val n | val accuracy | train wall s |", "|---|---|---|---|---|---|---|"]
+             "| model | role | data | objective | train n | steps | val n | val accuracy | train wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, meta in metas.items():
-        lines.append(f"| {name} | {meta['data']['name']} | {meta['objective']['name']} | {meta['split_sizes']['train']} "
-                     f"| {meta['val']['n']} | {meta['val']['accuracy']:.3f} | {meta['train_wall_s']:.0f} |")
+        role = "member" if name in run["members"] else "alternative"
+        lines.append(f"| {name} | {role} | {meta['data']['name']} | {meta['objective']['name']} | "
+                     f"{meta['split_sizes']['train']} | {meta['steps']} | {meta['val']['n']} | "
+                     f"{meta['val']['accuracy']:.3f} | {meta['train_wall_s']:.0f} |")
     rows = ledger.read(run["sweep"])[1]
     pick = json.loads((Path(run["sweep"]) / PICK_FILE).read_text())  # the trial the pick exported
     best = next(r for r in rows if r["key"] == pick["key"])
     rule = f"Picked by the '{pick['kind']}' rule: val objective {best['objective']:.4f} with `{best['params']}`."
     note = [f"**{pick['note']}**"] if pick.get("note") else []
     lines += ["", f"## Sweep: {len(rows)} trials", "", rule, *note, "", "## Test table", "", Path(run["report"]).read_text(),
-              *evidence(metas, Path(run["report"]).with_name("results.json")), "## Wall times", "",
+              *evidence({n: m for n, m in metas.items() if n in run["members"]},
+                        Path(run["report"]).with_name("results.json")),
+              *worth_it(Path(run["report"]).with_name("results.json")), "## Wall times", "",
               "| stage | seconds |", "|---|---|"]
     lines += [f"| {stage} | {secs:.0f} |" for stage, secs in run["walls"].items()]
     lines += [f"| all stages | {sum(run['walls'].values()):.0f} |", "",
