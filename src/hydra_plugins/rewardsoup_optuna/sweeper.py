@@ -214,9 +214,9 @@ class RewardsoupOptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         fixed = self._check_arguments(arguments)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        study = self.open_study(sweep_dir)  # first: a storage that cannot be opened leaves no sweep folder
         sweep_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
-        study = self.open_study(sweep_dir)
         for number in fail_dead_trials(study, self.max_retry):
             log.warning("Trial %d was left RUNNING by a worker that is gone: failed, and queued again", number)
         existing = study.get_trials(deepcopy=False)

@@ -181,14 +181,18 @@ def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
     splits, converted = adapt_splits(load_splits(cfg.data, tokenizer), objective, cfg.objective)
     for split in ("train", "val"):
         if len(getattr(splits, split)) == 0:
-            raise DataError(f"dataset '{splits.name}' has no {split} rows after splitting and pairing "
-                            f"(sizes {splits.report.get('sizes')}, {converted or 'no conversion'}); "
+            dropped = splits.report.get("identical_pairs")
+            raise DataError(f"dataset '{splits.name}' ({splits.report.get('source')}) has no {split} rows after "
+                            f"splitting and pairing (sizes {splits.report.get('sizes')}, "
+                            f"{f'{dropped} identical pairs dropped, ' if dropped else ''}"
+                            f"{converted or 'no conversion'}); "
                             f"add data or change data.split")
     max_length = int(cfg.train.max_length)
     train_ds, counts = objective.tokenize(splits.train, tokenizer, max_length, cfg.objective)
     say(f"[rewardsoup] {splits.name} -> {objective.name}: train {len(splits.train)}, val {len(splits.val)}, "
         f"test {len(splits.test)}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
-        f"texts to {max_length} tokens (none dropped)", flush=True)
+        f"texts to {max_length} tokens (none dropped); {splits.report.get('identical_pairs') or 0} source pairs "
+        f"with chosen == rejected dropped", flush=True)
     return splits, train_ds, counts
 
 
