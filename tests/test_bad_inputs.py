@@ -35,11 +35,26 @@ def data_files(tmp_path):
     (d / "bad_label.jsonl").write_text('{"text": "hi", "label": "maybe"}\n')
     (d / "empty_text.jsonl").write_text('{"text": "", "label": 1}\n')
     (d / "empty.jsonl").write_text("")
+    (d / "one_class.jsonl").write_text("".join(json.dumps({"text": f"good reply {i}", "label": 1}) + "\n"
+                                               for i in range(40)))
+    (d / "blank_texts.jsonl").write_text('{"text": "", "label": 1}\n{"text": "  ", "label": 0}\n')
     same = [{"prompt": "Q: hi", "chosen": f"reply {i}", "rejected": f"reply {i}"} for i in range(20)]
     (d / "identical.jsonl").write_text("".join(json.dumps(r) + "\n" for r in same))
     one_left = same[:5] + [{"prompt": "Q: hi", "chosen": "a kind reply", "rejected": "a rude reply"}]
     (d / "one_left.jsonl").write_text("".join(json.dumps(r) + "\n" for r in one_left))
     return d
+
+
+@pytest.fixture
+def truncated_member(tiny_members, tmp_path):
+    """A copy of a member whose model.safetensors was cut in half (a copy or save that did not finish)."""
+    import shutil
+
+    folder = tmp_path / "truncated_member"
+    shutil.copytree(tiny_members["harmless"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return folder
 
 
 CASES = [
@@ -53,6 +68,10 @@ CASES = [
      ["identical.jsonl", "every pair has chosen == rejected", "20 of 20"]),
     ("split-empty-after-identical-dropped", "train", ["data=local_pairs", "data.source={d}/one_left.jsonl"],
      ["one_left.jsonl", "rows after splitting", "5 identical pairs dropped"]),
+    ("binary-one-class", "train", ["data=local_binary", "data.source={d}/one_class.jsonl"],
+     ["one_class.jsonl", "has label 1", "both labels"]),
+    ("all-texts-blank", "train", ["data=local_binary", "data.source={d}/blank_texts.jsonl"],
+     ["blank_texts.jsonl", "row 0", "text"]),
     ("source-not-given", "train", ["data=local_pairs"], ["data.source", "???"]),
     ("empty-text", "train", ["data=local_binary", "data.source={d}/empty_text.jsonl"], ["empty_text.jsonl", "text"]),
     ("unknown-adapter", "train", ["data.adapter=nope"], ["adapter", "nope"]),
@@ -76,16 +95,19 @@ CASES = [
     ("unknown-mode", "merge", ["mode=bake"], ["bake"]),
     ("bad-objective-kind", "merge", ["mode=trial", "sweep.objective.kind=median"], ["median"]),
     ("evaluate-causal-lm", "evaluate", ["+models.lm={lm}"], ["one logit"]),
+    ("member-weights-truncated", "merge", ["members.harmless={trunc}"], ["truncated_member", "safetensors"]),
+    ("evaluate-weights-truncated", "evaluate", ["+models.t={trunc}"], ["truncated_member", "truncated"]),
     ("evaluate-bad-split", "evaluate", ["+models.m={member}", "split=dev"], ["dev"]),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_members, data_files, out_root, capsys):
+def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_members, truncated_member, data_files,
+                   out_root, capsys):
     from rewardsoup.models.assets import tiny_model_dir
 
     name, root, overrides, words = case
-    fmt = {"d": data_files, "lm": tiny_model_dir("gpt2"), "member": tiny_members["thumbs"]}
+    fmt = {"d": data_files, "lm": tiny_model_dir("gpt2"), "member": tiny_members["thumbs"], "trunc": truncated_member}
     base = {"train": smoke_overrides, "merge": merge_overrides, "evaluate": merge_overrides[:3]}[root]
     cfg = compose_cfg(root, base + [o.format(**fmt) for o in overrides])
     before = _files(out_root)

@@ -176,6 +176,17 @@ def _last_checkpoint(work_dir: Path, main: bool = True) -> str | None:
     return None
 
 
+def _check_both_classes(splits) -> None:
+    """A binary train split with one label only teaches no boundary: a DataError naming the source."""
+    if splits.schema != "binary":
+        return
+    labels = set(splits.train["label"])
+    if len(labels) == 1:
+        raise DataError(f"{splits.report.get('source')}: every train row of dataset '{splits.name}' has label "
+                        f"{labels.pop()} ({len(splits.train)} rows); a binary reward model needs rows of both "
+                        f"labels 0 and 1")
+
+
 def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
     """The splits in the objective's schema (train and val must have rows) and the tokenized train set."""
     splits, converted = adapt_splits(load_splits(cfg.data, tokenizer), objective, cfg.objective)
@@ -187,6 +198,7 @@ def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
                             f"{f'{dropped} identical pairs dropped, ' if dropped else ''}"
                             f"{converted or 'no conversion'}); "
                             f"add data or change data.split")
+    _check_both_classes(splits)
     max_length = int(cfg.train.max_length)
     train_ds, counts = objective.tokenize(splits.train, tokenizer, max_length, cfg.objective)
     say(f"[rewardsoup] {splits.name} -> {objective.name}: train {len(splits.train)}, val {len(splits.val)}, "
