@@ -4,6 +4,7 @@ Each case of CASES runs the stage's work function the way its entry point does (
 configs; each of CLI_CASES runs an entry point on a config that fails to compose or breaks a value rule.
 """
 
+import json
 import subprocess
 import sys
 
@@ -34,7 +35,26 @@ def data_files(tmp_path):
     (d / "bad_label.jsonl").write_text('{"text": "hi", "label": "maybe"}\n')
     (d / "empty_text.jsonl").write_text('{"text": "", "label": 1}\n')
     (d / "empty.jsonl").write_text("")
+    (d / "one_class.jsonl").write_text("".join(json.dumps({"text": f"good reply {i}", "label": 1}) + "\n"
+                                               for i in range(40)))
+    (d / "blank_texts.jsonl").write_text('{"text": "", "label": 1}\n{"text": "  ", "label": 0}\n')
+    same = [{"prompt": "Q: hi", "chosen": f"reply {i}", "rejected": f"reply {i}"} for i in range(20)]
+    (d / "identical.jsonl").write_text("".join(json.dumps(r) + "\n" for r in same))
+    one_left = same[:5] + [{"prompt": "Q: hi", "chosen": "a kind reply", "rejected": "a rude reply"}]
+    (d / "one_left.jsonl").write_text("".join(json.dumps(r) + "\n" for r in one_left))
     return d
+
+
+@pytest.fixture
+def truncated_member(tiny_members, tmp_path):
+    """A copy of a member whose model.safetensors was cut in half (a copy or save that did not finish)."""
+    import shutil
+
+    folder = tmp_path / "truncated_member"
+    shutil.copytree(tiny_members["harmless"], folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return folder
 
 
 CASES = [
@@ -44,6 +64,14 @@ CASES = [
     ("missing-column", "train", ["data=local_pairs", "data.source={d}/no_col.jsonl"], ["no_col.jsonl", "rejected"]),
     ("bad-label", "train", ["data=local_binary", "data.source={d}/bad_label.jsonl"], ["label", "maybe"]),
     ("empty-file", "train", ["data=local_pairs", "data.source={d}/empty.jsonl"], ["empty.jsonl", "no rows"]),
+    ("identical-pairs", "train", ["data=local_pairs", "data.source={d}/identical.jsonl"],
+     ["identical.jsonl", "every pair has chosen == rejected", "20 of 20"]),
+    ("split-empty-after-identical-dropped", "train", ["data=local_pairs", "data.source={d}/one_left.jsonl"],
+     ["one_left.jsonl", "rows after splitting", "5 identical pairs dropped"]),
+    ("binary-one-class", "train", ["data=local_binary", "data.source={d}/one_class.jsonl"],
+     ["one_class.jsonl", "has label 1", "both labels"]),
+    ("all-texts-blank", "train", ["data=local_binary", "data.source={d}/blank_texts.jsonl"],
+     ["blank_texts.jsonl", "row 0", "text"]),
     ("source-not-given", "train", ["data=local_pairs"], ["data.source", "???"]),
     ("empty-text", "train", ["data=local_binary", "data.source={d}/empty_text.jsonl"], ["empty_text.jsonl", "text"]),
     ("unknown-adapter", "train", ["data.adapter=nope"], ["adapter", "nope"]),
@@ -67,16 +95,19 @@ CASES = [
     ("unknown-mode", "merge", ["mode=bake"], ["bake"]),
     ("bad-objective-kind", "merge", ["mode=trial", "sweep.objective.kind=median"], ["median"]),
     ("evaluate-causal-lm", "evaluate", ["+models.lm={lm}"], ["one logit"]),
+    ("member-weights-truncated", "merge", ["members.harmless={trunc}"], ["truncated_member", "safetensors"]),
+    ("evaluate-weights-truncated", "evaluate", ["+models.t={trunc}"], ["truncated_member", "truncated"]),
     ("evaluate-bad-split", "evaluate", ["+models.m={member}", "split=dev"], ["dev"]),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_members, data_files, out_root, capsys):
+def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_members, truncated_member, data_files,
+                   out_root, capsys):
     from rewardsoup.models.assets import tiny_model_dir
 
     name, root, overrides, words = case
-    fmt = {"d": data_files, "lm": tiny_model_dir("gpt2"), "member": tiny_members["thumbs"]}
+    fmt = {"d": data_files, "lm": tiny_model_dir("gpt2"), "member": tiny_members["thumbs"], "trunc": truncated_member}
     base = {"train": smoke_overrides, "merge": merge_overrides, "evaluate": merge_overrides[:3]}[root]
     cfg = compose_cfg(root, base + [o.format(**fmt) for o in overrides])
     before = _files(out_root)
@@ -113,17 +144,39 @@ CLI_CASES = [
     ("misspelt-merge-key", "merge.py", ["merge.densty=0.5"], ["merge.densty", "merge.density?"]),
     ("bootstrap-not-a-number", "evaluate.py", ["bootstrap=many"], ["bootstrap", "many"]),
     ("sample-n-zero", "sample.py", ["prompt=hi", "n=0"], ["n=0", ">= 1"]),
+    ("optuna-no-trials", "merge.py", ["-m", "search=optuna", "hydra.sweeper.n_trials=0"],
+     ["hydra.sweeper.n_trials", "0"]),
+    ("optuna-storage-down", "merge.py",
+     ["-m", "search=optuna", "hydra.sweeper.storage=postgresql+psycopg://user:secret@127.0.0.1:1/db"],
+     ["hydra.sweeper.storage", "postgresql+psycopg://user:***@127.0.0.1:1/db", "cannot connect"]),
+    ("models-not-a-folder", "evaluate.py", ["models={x: /nonexistent/member}"], ["models.x", "/nonexistent/member"]),
+    ("models-key-not-a-folder", "evaluate.py", ["models.x=/nonexistent/member"], ["models.x", "no config.json"]),
 ]
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
 def test_bad_config_on_the_command_line(case, out_root):
     name, script, overrides, words = case
-    done = subprocess.run([sys.executable, script, "logger=none", "experiment=smoke", *overrides], cwd=ROOT,
+    flags = [o for o in overrides if o.startswith("-")]  # -m before the overrides, as argparse wants
+    overrides = [o for o in overrides if not o.startswith("-")]
+    done = subprocess.run([sys.executable, script, *flags, "logger=none", "experiment=smoke", *overrides], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     for word in words:
         assert word in lines[0], lines[0]
+    assert "secret" not in done.stdout + done.stderr  # a storage URL's password is never shown
     assert _files(out_root) == []  # nothing written, not even Hydra's run folder
+
+
+def test_models_takes_new_names_as_the_config_comment_says(compose_cfg, tmp_path):
+    """`models` maps a name to a folder: models={x: dir} and models.x=dir both compose, and pass the rules."""
+    from rewardsoup.core.config import validate
+
+    folder = str(tmp_path / "member")
+    (tmp_path / "member").mkdir()
+    (tmp_path / "member" / "config.json").write_text("{}")
+    for overrides in (["models={x: %s, y: %s}" % (folder, folder)], [f"models.x={folder}", f"models.y={folder}"]):
+        cfg = validate(compose_cfg("evaluate", ["experiment=smoke", *overrides]))
+        assert dict(cfg.models) == {"x": folder, "y": folder}

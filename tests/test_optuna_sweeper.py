@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 APP = '''
-import json, math, os
+import json, math, os, time
 import hydra
 from omegaconf import OmegaConf
 
@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 @hydra.main(config_path=".", config_name="config", version_base="1.3")
 def main(cfg):
     trial = int(os.environ["REWARDSOUP_OPTUNA_TRIAL"])
+    time.sleep(cfg.sleep)
     row = {"trial": trial, **OmegaConf.to_container(cfg, resolve=True)}
     with open(cfg.jobs_file, "a") as f:
         f.write(json.dumps(row) + "\\n")
@@ -52,18 +53,21 @@ class App:
         self.jobs_file = root / "jobs.jsonl"
         self.sweep_dir = root / "sweep"
 
-    def run(self, *args: str, **sweeper) -> subprocess.CompletedProcess:
+    def command(self, *args: str, sleep: float = 0.0, **sweeper) -> dict:
+        """subprocess arguments of one worker; `sleep`: seconds each job waits (to keep workers overlapping)."""
         cfg = {
             "defaults": ["_self_", {"override hydra/sweeper": "rewardsoup_optuna"}],
-            "x": 0.0, "y": 0.0, "w": {"a": 0.0, "b": 0.0, "c": 0.0},
+            "x": 0.0, "y": 0.0, "w": {"a": 0.0, "b": 0.0, "c": 0.0}, "sleep": sleep,
             "fail_trial": -1, "nan_trial": -1, "jobs_file": str(self.jobs_file),
             "hydra": {"sweep": {"dir": str(self.sweep_dir)}, "sweeper": sweeper},
         }
         (self.root / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
         env.pop("REWARDSOUP_OPTUNA_TRIAL", None)
-        return subprocess.run([sys.executable, "my_app.py", "-m", *args], cwd=self.root, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return {"args": [sys.executable, "my_app.py", "-m", *args], "cwd": self.root, "env": env, "text": True}
+
+    def run(self, *args: str, **sweeper) -> subprocess.CompletedProcess:
+        return subprocess.run(**self.command(*args, **sweeper), capture_output=True, timeout=120)
 
     def jobs(self) -> list[dict]:
         if not self.jobs_file.exists():
@@ -167,6 +171,75 @@ def test_same_seed_same_sequence_and_value_formats(tmp_path):
         assert mode in ("fast", "slow mode", "true", 3) and type(mode) in (str, int)
         assert isinstance(k, int) and 1 <= k <= 5
         assert isinstance(lr, float) and 1e-5 <= lr <= 1e-2
+
+
+def test_one_worker_draws_what_optuna_draws_with_the_seed(tmp_path):
+    """Alone, a worker draws Optuna's own sequence for `seed` (what it drew before workers got streams)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    app = App(tmp_path / "app")
+    ok(app.run(n_trials=4, seed=0, params=XY, sampler_kwargs={"n_startup_trials": 10}))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=10))
+    expected = []
+    for _ in range(4):
+        trial = study.ask(fixed_distributions={"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)})
+        expected += [trial.params["x"], trial.params["y"]]
+        study.tell(trial, objective(trial.params))
+    assert [v for j in app.jobs() for v in (j["x"], j["y"])] == pytest.approx(expected, rel=1e-12)
+
+
+def test_two_concurrent_workers_draw_distinct_start_up_points(tmp_path):
+    """Two workers started at once on one journal study with the same seed: no start-up point drawn twice."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    app = App(tmp_path / "app")
+    journal = tmp_path / "shared" / "optuna.journal"
+    cmd = app.command(n_trials=8, seed=0, params=XY, storage=f"journal:{journal}", sleep=0.5,
+                      sampler_kwargs={"n_startup_trials": 20})
+    procs = [subprocess.Popen(**cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="rewardsoup",
+                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    pids = {t.user_attrs["worker"]["pid"] for t in study.trials if t.state.name == "COMPLETE"}
+    assert pids == {p.pid for p in procs}  # both workers really ran trials of the one study
+    points = [(j["x"], j["y"]) for j in app.jobs()]
+    assert 8 <= len(points) <= 9  # two workers may each take the last open slot at the same moment
+    assert len(set(points)) == len(points), points
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_workers_that_join_at_once_draw_from_streams_of_their_own(tmp_path, sampler):
+    """The race of two workers started together, step by step: both join the empty study (same seed, same
+    count), then ask in turn. Each trial's point differs; a worker alone still draws Optuna's sequence."""
+    import optuna
+    from hydra_plugins.rewardsoup_optuna.sweeper import RewardsoupOptunaSweeper
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"journal:{tmp_path / 'optuna.journal'}"
+    workers = [RewardsoupOptunaSweeper(sampler=sampler, seed=0, params=XY, storage=storage,
+                                       sampler_kwargs={"n_startup_trials": 20} if sampler == "tpe" else {})
+               for _ in range(2)]
+    studies = []
+    for w in workers:
+        w.validate()
+        studies.append(w.open_study(tmp_path / "sweep"))
+    for w, study in zip(workers, studies):
+        assert w.join(study) == []  # both joined before either asked
+    points = []
+    for _ in range(3):
+        for w, study in zip(workers, studies):
+            trial = w.ask(study)
+            points.append((trial.number, trial.params["x"], trial.params["y"]))
+            study.tell(trial, objective(trial.params))
+    assert [p[0] for p in points] == list(range(6))
+    assert len({p[1:] for p in points}) == 6, points
+    alone = optuna.create_study(sampler=workers[0].make_sampler(0))
+    assert points[0][1:] == tuple(alone.ask(fixed_distributions=dict(workers[0].space)).params.values())
 
 
 def test_cmaes_sampler_runs(tmp_path):

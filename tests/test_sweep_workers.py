@@ -134,6 +134,8 @@ def test_two_workers_share_one_journal_study_without_running_a_trial_twice(merge
     assert sorted(int(r["trial"]) for r in rows) == sorted(complete)  # each trial run once, by one worker
     assert len({r["key"] for r in rows}) == len(rows)
     assert {t.user_attrs["worker"]["pid"] for t in complete.values()} <= {p.pid for p in procs}
+    points = [tuple(sorted(t.user_attrs["overrides"].items())) for t in complete.values()]
+    assert len(set(points)) == len(points)  # each worker draws from its own stream: no point tried twice
 
 
 def test_sweep_on_postgresql(merge_overrides, out_root, postgres_url):

@@ -172,6 +172,32 @@ def test_limit_keeps_first_source_rows(tmp_path):
         load("local_pairs", str(tmp_path / "p.jsonl"), limit=0)
 
 
+def test_identical_pairs_are_dropped_and_counted(tmp_path):
+    rows = [{"prompt": "Q: ", "chosen": "same", "rejected": "same"}, {"chosen": "yes", "rejected": "no"},
+            {"prompt": "Q: ", "chosen": "a", "rejected": "a"}]
+    out = load("local_pairs", write_jsonl(tmp_path / "p.jsonl", rows))
+    assert out.dataset["chosen"] == ["yes"]
+    assert out.report["rows_read"] == 3 and out.report["rows"] == 1 and out.report["identical_pairs"] == 2
+
+
+def test_a_file_of_identical_pairs_only_names_itself_and_the_count(tmp_path):
+    rows = [{"chosen": f"r{i}", "rejected": f"r{i}"} for i in range(3)]
+    with pytest.raises(DataError, match=r"same\.jsonl: every pair has chosen == rejected \(3 of 3 dropped"):
+        load("local_pairs", write_jsonl(tmp_path / "same.jsonl", rows))
+
+
+def test_an_empty_split_converts_without_crashing():
+    """datasets 5 cannot build a Dataset from no rows with features ("Keys mismatch"): empty splits still work."""
+    from rewardsoup.data.pairs import build_pairs, pairs_to_binary
+    from rewardsoup.data.schema import BINARY_FEATURES, PAIRWISE_FEATURES, rows_dataset
+
+    empty_pairs = rows_dataset([], PAIRWISE_FEATURES)
+    binary = pairs_to_binary(empty_pairs)
+    assert len(binary) == 0 and binary.features == BINARY_FEATURES
+    pairs, report = build_pairs(rows_dataset([], BINARY_FEATURES))
+    assert len(pairs) == 0 and pairs.features == PAIRWISE_FEATURES and report["pairs"] == 0
+
+
 # ---------- bad input ----------
 
 def test_missing_column_names_file_column_and_present_columns(tmp_path):

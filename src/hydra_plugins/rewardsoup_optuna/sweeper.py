@@ -88,6 +88,7 @@ class RewardsoupOptunaSweeper(Sweeper):
         self.pruner, self.pruner_kwargs = str(pruner).lower(), plain(pruner_kwargs) or {}
         self.heartbeat_interval, self.grace_period, self.max_retry = heartbeat_interval, grace_period, max_retry
         self.hydra_context, self.config, self.launcher = None, None, None
+        self._next_number = 0
 
     def validate(self) -> None:
         """Check the settings and build the search space; raises SearchSpaceError naming the key."""
@@ -214,13 +215,12 @@ class RewardsoupOptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         fixed = self._check_arguments(arguments)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        study = self.open_study(sweep_dir)  # first: a storage that cannot be opened leaves no sweep folder
         sweep_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
-        study = self.open_study(sweep_dir)
         for number in fail_dead_trials(study, self.max_retry):
             log.warning("Trial %d was left RUNNING by a worker that is gone: failed, and queued again", number)
-        existing = study.get_trials(deepcopy=False)
-        study.sampler = self.make_sampler(self.seed + len(existing))  # a resumed run draws new points
+        existing = self.join(study)
         budget = max(0, self.n_trials - _finished(existing))
         log.info("Study '%s' (%s, %s): %d finished trials, launching up to %d (n_trials=%d)",
                  self.study_name, self.sampler_name, self.direction, _finished(existing), budget, self.n_trials)
@@ -234,10 +234,36 @@ class RewardsoupOptunaSweeper(Sweeper):
                 break
             with warnings.catch_warnings():  # we beat each asked trial's heartbeat ourselves (`_launch`)
                 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-                batch = [study.ask(fixed_distributions=dict(self.space)) for _ in range(n)]
+                batch = [self.ask(study) for _ in range(n)]
             launched += len(batch)
             self._run_batch(study, batch, fixed)
         return self.report(study, sweep_dir)
+
+    def join(self, study: Any) -> List[Any]:
+        """Seed this worker's sampler with ``seed + trials already in the study`` (a resumed run draws new
+        points) and expect the next trial number; returns the study's trials."""
+        existing = study.get_trials(deepcopy=False)
+        study.sampler = self.make_sampler(self.seed + len(existing))
+        self._next_number = len(existing)  # the trial number this worker gets if no other worker asks
+        return existing
+
+    def ask(self, study: Any) -> Any:
+        """``study.ask(fixed_distributions=space)``, with each worker drawing from a stream of its own.
+
+        Alone, a worker gets consecutive trial numbers and draws from the one stream seeded at start with
+        ``seed + trials already in the study`` (same seed, same points). When another worker of the same
+        study took the numbers in between, this trial's number is past the expected one: the sampler is
+        seeded again with ``seed + trial number`` before drawing. Trial numbers are unique in a study, so two
+        workers never draw the same start-up point from the same stream (with the same seed both would)."""
+        trial = study.ask()
+        if trial.number > self._next_number:  # a lower number: a queued retry, whose params are fixed
+            study.sampler = self.make_sampler(self.seed + trial.number)
+            log.info("Trial %d: another worker shares study '%s'; this one now draws with seed %d",
+                     trial.number, self.study_name, self.seed + trial.number)
+        self._next_number = max(self._next_number, trial.number + 1)
+        for name, distribution in self.space.items():
+            trial._suggest(name, distribution)  # what study.ask(fixed_distributions=...) does, after the seed
+        return trial
 
     def _launch(self, study: Any, trials: List[Any], batch: List[List[str]]) -> List[JobReturn]:
         """Launch runs of consecutive trial numbers (= job numbers) while beating each trial's heartbeat."""

@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any, Callable, NoReturn
 
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.errors import CompactHydraException, MissingConfigException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -84,11 +84,12 @@ def compose_error(exc: BaseException) -> str:
 
 def entry(main: Callable[[], Any]) -> Any:
     """Run `main`, a `@hydra.main` function: a config that fails to compose or breaks a value rule is one
-    `error: <key>: <reason>` line on stderr and exit code 1; any other exception keeps its traceback."""
+    `error: <key>: <reason>` line on stderr and exit code 1, as is any exception Hydra prints without a
+    traceback (`CompactHydraException`: a sweeper's bad setting); any other exception keeps its traceback."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the caller asked for Hydra's full report
         return main()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its multi-line report
     try:
         return main()
-    except (ConfigCompositionException, OverrideParseException) as exc:
+    except CompactHydraException as exc:  # composition, override syntax, a sweeper's settings (SearchSpaceError)
         _fail(compose_error(exc))

@@ -24,6 +24,7 @@ from rewardsoup.data.schema import (
     FEATURES,
     MULTI,
     PAIRWISE,
+    rows_dataset,
     validate_binary,
     validate_multi,
     validate_pairwise,
@@ -58,10 +59,20 @@ def _column(raw: Dataset, cfg: dict, field: str, default: str | None = None, req
     return list(raw[name])
 
 
-def _build(schema: str, rows: list[dict[str, Any]], cfg: dict) -> tuple[str, Dataset]:
+def _build(schema: str, rows: list[dict[str, Any]], cfg: dict) -> tuple[str, Dataset, dict]:
+    """Validated rows in ``schema``; a pair whose two sides are the same text teaches nothing: dropped and
+    counted (report ``identical_pairs``); a source where every pair is such is a DataError naming it."""
     check = validate_pairwise if schema == PAIRWISE else validate_binary
     clean = [check(row, _source(cfg), i) for i, row in enumerate(rows)]
-    return schema, Dataset.from_list(clean, features=FEATURES[schema])
+    report: dict[str, Any] = {}
+    if schema == PAIRWISE:
+        kept = [row for row in clean if row["chosen"] != row["rejected"]]
+        if clean and not kept:
+            raise DataError(f"{_source(cfg)}: every pair has chosen == rejected ({len(clean)} of {len(clean)} "
+                            f"dropped as identical); a pair needs two different replies")
+        report["identical_pairs"] = len(clean) - len(kept)
+        clean = kept
+    return schema, rows_dataset(clean, FEATURES[schema]), report
 
 
 def _style(cfg: dict) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from rewardsoup.data.schema import BINARY_FEATURES, PAIRWISE_FEATURES
+from rewardsoup.data.schema import BINARY_FEATURES, PAIRWISE_FEATURES, rows_dataset
 from rewardsoup.core.errors import DataError
 
 
@@ -59,7 +59,7 @@ def build_pairs(binary_ds: Dataset, group_key: str | None = "group", seed: int =
         "unpaired_neg": unpaired_neg,
         "groups_without_both": without_both,
     }
-    return Dataset.from_list(pairs, features=PAIRWISE_FEATURES), report
+    return rows_dataset(pairs, PAIRWISE_FEATURES), report
 
 
 def pairs_to_binary(pairwise_ds: Dataset) -> Dataset:
@@ -70,4 +70,4 @@ def pairs_to_binary(pairwise_ds: Dataset) -> Dataset:
         group = row.get("group")
         rows.append({"text": prompt + row["chosen"], "label": 1, "group": group})
         rows.append({"text": prompt + row["rejected"], "label": 0, "group": group})
-    return Dataset.from_list(rows, features=BINARY_FEATURES)
+    return rows_dataset(rows, BINARY_FEATURES)

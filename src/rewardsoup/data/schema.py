@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import Features, List, Value
+from datasets import Dataset, Features, List, Value
 
 from rewardsoup.core.errors import DataError
 
@@ -47,6 +47,15 @@ MULTI_FEATURES = Features(
     }
 )
 FEATURES = {PAIRWISE: PAIRWISE_FEATURES, BINARY: BINARY_FEATURES, MULTI: MULTI_FEATURES}
+
+
+
+def rows_dataset(rows: list[dict[str, Any]], features: Features) -> Dataset:
+    """``Dataset.from_list(rows, features=features)``, also for no rows (datasets 5 then fails: "Keys mismatch")."""
+    if not rows:
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return Dataset.from_list(rows, features=features)
+
 
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}

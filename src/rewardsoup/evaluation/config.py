@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
 
 from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_least_one, checked, not_negative,
                                     one_of, store)
@@ -13,6 +14,11 @@ from rewardsoup.data.config import DataConfig
 from rewardsoup.models.config import ModelConfig
 
 SPLITS = ("train", "val", "test")
+
+
+def model_folder(path: Any) -> str | None:
+    """A `models` value must be a folder holding a model's config.json (checked before any run folder)."""
+    return None if (Path(str(path)) / "config.json").is_file() else "not a model folder (no config.json there)"
 
 
 @dataclass
@@ -43,7 +49,9 @@ class EvaluateJobConfig:
     max_length: int = checked(check=at_least_one)
     batch_size: int = checked(check=at_least_one)
     bootstrap: int = checked(check=not_negative)  # 0: no intervals
-    models: Dict[str, str] = field(default_factory=dict)  # name -> folder; {} = every member and soup found
+    # name -> folder; {} = every member and soup found. Open to new names: models={x: /path} or models.x=/path
+    models: Dict[str, str] = checked(each=model_folder, factory=lambda: DictConfig(
+        {}, key_type=str, element_type=str, flags={"struct": False}))
     runs: List[str] = field(default_factory=list)  # models that are runs outside the soup (seed runs): kind `run`
     averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)

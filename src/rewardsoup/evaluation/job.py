@@ -22,7 +22,7 @@ from rewardsoup.data.config import MIX
 from rewardsoup.evaluation import tables
 from rewardsoup.models.base import MEMBER_META, check_reward_model
 from rewardsoup.models.loading import load_reward_model
-from rewardsoup.core.errors import ConfigError
+from rewardsoup.core.errors import ConfigError, ModelError
 from rewardsoup.scoring.evalsets import load_evalset
 from rewardsoup.evaluation.comparisons import compare, verdicts
 from rewardsoup.scoring.metrics import Scored, ensemble, metrics, score_evalsets
@@ -48,7 +48,10 @@ def discover_models(cfg: DictConfig) -> dict[str, tuple[str, Path]]:
         found = {}
         for name, path in cfg.models.items():
             path = Path(str(path))
-            check_reward_model(path)
+            try:
+                check_reward_model(path)
+            except ModelError as exc:
+                raise ModelError(f"models.{name}: {exc}") from exc
             found[str(name)] = (model_kind(path), path)
         return found
     found = {}

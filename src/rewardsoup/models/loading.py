@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rewardsoup.core.errors import ModelError
 from rewardsoup.models.base import check_reward_model
 
 _LOADED: dict[tuple[str, float], tuple] = {}
@@ -16,8 +17,14 @@ def load_reward_model(path: str | Path):
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from safetensors import SafetensorError
+
     check_reward_model(Path(path))
-    return AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32).eval()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32).eval()
+    except SafetensorError as exc:  # a truncated or overwritten weights file (a copy or save cut short)
+        raise ModelError(f"{path}: its .safetensors weights cannot be read ({exc}); the file is truncated or "
+                         f"not safetensors: copy or save the model again") from exc
 
 
 def load_scorer(path: str | Path) -> tuple:

@@ -43,6 +43,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, grace_p
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from sqlalchemy.exc import OperationalError
 
     if url is None:
         return None
@@ -64,6 +65,20 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, grace_p
     except ImportError as exc:  # the URL's database driver is not installed
         raise ConfigError(f"hydra.sweeper.storage: '{url.split('://')[0]}' needs a driver that is not "
                           f"installed ({exc})") from exc
+    except OperationalError as exc:  # the server is down, refuses us, or the database does not exist
+        reason = next((line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()), "")
+        raise ConfigError(f"hydra.sweeper.storage: cannot connect to '{masked_url(url)}': {reason}") from exc
+
+
+def masked_url(url: str) -> str:
+    """`url` with its password shown as ***, for messages and logs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("://")[0] + "://…"
 
 
 def make_pruner(name: str, kwargs: Mapping[str, Any] | None = None) -> Any:

@@ -177,6 +177,17 @@ def _last_checkpoint(work_dir: Path, main: bool = True) -> str | None:
     return None
 
 
+def _check_both_classes(splits) -> None:
+    """A binary train split with one label only teaches no boundary: a DataError naming the source."""
+    if splits.schema != "binary":
+        return
+    labels = set(splits.train["label"])
+    if len(labels) == 1:
+        raise DataError(f"{splits.report.get('source')}: every train row of dataset '{splits.name}' has label "
+                        f"{labels.pop()} ({len(splits.train)} rows); a binary reward model needs rows of both "
+                        f"labels 0 and 1")
+
+
 def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
     """The splits in the objective's schema (train and val must have rows) and the tokenized train set."""
     raw = load_mix(cfg.data, tokenizer) if is_mix(cfg.data) else load_splits(cfg.data, tokenizer)
@@ -184,16 +195,22 @@ def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
     for split in ("train", "val"):
         for part in [splits] if split == "train" or not splits.parts else splits.parts:
             if len(getattr(part, split)) == 0:
-                raise DataError(f"dataset '{part.name}' has no {split} rows after splitting and pairing "
-                                f"(sizes {part.report.get('sizes')}, {converted or 'no conversion'}); "
-                                f"add data or change data.split")
+                dropped = part.report.get("identical_pairs")
+                raise DataError(f"dataset '{part.name}' ({part.report.get('source')}) has no {split} rows after "
+                                f"splitting and pairing (sizes {part.report.get('sizes')}, "
+                                f"{f'{dropped} identical pairs dropped, ' if dropped else ''}"
+                                f"{converted or 'no conversion'}); add data or change data.split")
+    for part in splits.parts or [splits]:
+        _check_both_classes(part)
     max_length = int(cfg.train.max_length)
     train_ds, counts = objective.tokenize(splits.train, tokenizer, max_length, cfg.objective)
     sizes = splits.report["sizes"] if splits.parts else {s: len(getattr(splits, s)) for s in ("train", "val", "test")}
     mixed = f" from {len(splits.parts)} sets" if splits.parts else ""
+    identical = sum(p.report.get("identical_pairs") or 0 for p in splits.parts or [splits])
     say(f"[rewardsoup] {splits.name} -> {objective.name}: train {sizes['train']}{mixed}, val {sizes['val']}, "
         f"test {sizes['test']}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
-        f"texts to {max_length} tokens (none dropped)", flush=True)
+        f"texts to {max_length} tokens (none dropped); {identical} source pairs with chosen == rejected dropped",
+        flush=True)
     return splits, train_ds, counts
 
 
