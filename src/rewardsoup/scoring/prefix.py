@@ -1,0 +1,166 @@
+"""Shared-prefix scoring: the common start of texts that share a prompt is run through the decoder once.
+
+A pair's chosen and rejected transcripts are the same conversation up to the final reply, and best-of-N
+candidates share their prompt. For a group of token-id sequences (tokenized exactly as the full-text path
+does, `rewards.tokenize`), the longest common token prefix is run once with `use_cache=True`; its keys and
+values are copied to each member, and each continuation runs from them with an attention mask over
+prefix + continuation and position ids continuing from the prefix length. The reward is the score head on
+the hidden state at the token the classifier reads (its last token that is not the pad id), so every
+score equals the full-text one (float32: within float rounding).
+
+Prefixes of a batch are RIGHT-padded (a pad slot is masked out of every continuation's attention; the
+order of cached slots does not matter, only their positions and the mask), continuations are right-padded.
+Groups whose common prefix is shorter than `min_prefix` tokens (no prompt, or left truncation cut the
+texts differently) are scored by the full-text path (`rewards.score_ids`) and counted in `fallback`.
+Only decoder-only classifiers whose backbone takes a cache (`SUPPORTED`) share; for any other model the
+whole call is the full-text path and `PrefixStats.note` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from rewardsoup.scoring.rewards import pad_batch, score_ids
+
+SUPPORTED = ("LlamaForSequenceClassification", "GPT2ForSequenceClassification")
+MIN_PREFIX = 16  # tokens: below this, one shared pass saves less than the extra cache copies cost
+
+
+@dataclass
+class PrefixStats:
+    """What one shared-prefix call did, counted over distinct texts."""
+
+    shared: int = 0  # texts scored from a shared prefix's cache
+    fallback: int = 0  # texts of a group of >= 2 distinct texts scored by the full-text path (short prefix)
+    ungrouped: int = 0  # texts with no other distinct text to share with (binary sets, equal pairs): full path
+    tokens: int = 0  # tokens forwarded (real tokens, padding not counted)
+    tokens_full: int = 0  # tokens the full-text path forwards for the same texts
+    note: str = ""  # set when sharing does not apply to the model
+
+    @property
+    def token_ratio(self) -> float:
+        return self.tokens / self.tokens_full if self.tokens_full else 1.0
+
+
+def not_applicable(model) -> str | None:
+    """Why prefix sharing does not apply to `model` (None when it does)."""
+    name = type(model).__name__
+    if name not in SUPPORTED:
+        return f"prefix sharing does not apply to {name} (supported: {', '.join(SUPPORTED)}); full-text path"
+    return None
+
+
+def read_index(seq: Sequence[int], pad_id: int | None) -> int:
+    """The position the sequence classifier reads: its last token that is not `pad_id` (0 if none)."""
+    if pad_id is None:
+        return len(seq) - 1
+    for i in range(len(seq) - 1, -1, -1):
+        if seq[i] != pad_id:
+            return i
+    return 0
+
+
+def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix of `seqs`."""
+    first, n = seqs[0], min(len(s) for s in seqs)
+    for k in range(n):
+        if any(s[k] != first[k] for s in seqs[1:]):
+            return k
+    return n
+
+
+def plan_groups(unique: Sequence[tuple], groups: Sequence[Sequence[int]], pad_id: int | None,
+                min_prefix: int) -> tuple[list[tuple[list[int], int]], list[int], int]:
+    """(shared groups as (members, prefix length), texts for the full-text path, fallback count).
+
+    `groups` index `unique`; a text already placed by an earlier group is not placed again. The prefix
+    stops before every member's read position, so each member's continuation holds the token it is read at.
+    """
+    placed, shared, full, fallback = set(), [], [], 0
+    for group in groups:
+        members = [i for i in dict.fromkeys(group) if i not in placed]
+        placed.update(members)
+        if len(members) >= 2:
+            seqs = [unique[i] for i in members]
+            p = min([common_prefix(seqs)] + [read_index(s, pad_id) for s in seqs])
+            if p >= max(1, min_prefix):
+                shared.append((members, p))
+                continue
+            fallback += len(members)
+        full.extend(members)
+    full.extend(i for i in range(len(unique)) if i not in placed)
+    return shared, full, fallback
+
+
+def _backbone_and_head(model):
+    return getattr(model, model.base_model_prefix), model.score
+
+
+def _forward_batch(model, batch: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int) -> np.ndarray:
+    """Scores of every member of the groups in `batch` (in order): one prefix pass, one continuation pass."""
+    backbone, head = _backbone_and_head(model)
+    device = next(model.parameters()).device
+    pre = {k: v.to(device) for k, v in pad_batch([unique[m[0]][:p] for m, p in batch], pad_id).items()}
+    width = pre["input_ids"].shape[1]
+    positions = torch.arange(width, device=device).expand(len(batch), -1)
+    cache = backbone(**pre, position_ids=positions, use_cache=True).cache
+    owner = torch.tensor([g for g, (members, _) in enumerate(batch) for _ in members], device=device)
+    cache.batch_select_indices(owner)
+    conts = [unique[i][p:] for members, p in batch for i in members]
+    cont = {k: v.to(device) for k, v in pad_batch(conts, pad_id).items()}
+    starts = torch.tensor([p for members, p in batch for _ in members], device=device)
+    cont_pos = starts[:, None] + torch.arange(cont["input_ids"].shape[1], device=device)[None, :]
+    mask = torch.cat([pre["attention_mask"][owner], cont["attention_mask"]], dim=1)
+    hidden = backbone(input_ids=cont["input_ids"], attention_mask=mask, position_ids=cont_pos, cache=cache,
+                      use_cache=True).last_hidden_state
+    read = torch.tensor([read_index(unique[i], pad_id) - p for members, p in batch for i in members], device=device)
+    picked = hidden[torch.arange(len(conts), device=device), read]
+    return head(picked).float()[:, 0].cpu().numpy()
+
+
+def _batches(shared: list[tuple[list[int], int]], unique: Sequence[tuple], batch_size: int):
+    """Groups sorted by prefix then longest member, packed so a batch holds about `batch_size` texts."""
+    order = sorted(shared, key=lambda g: (g[1], max(len(unique[i]) for i in g[0])))
+    batch, count = [], 0
+    for group in order:
+        if batch and count + len(group[0]) > batch_size:
+            yield batch
+            batch, count = [], 0
+        batch.append(group)
+        count += len(group[0])
+    if batch:
+        yield batch
+
+
+def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[int]], pad_id: int,
+                 batch_size: int = 32, min_prefix: int = MIN_PREFIX) -> tuple[np.ndarray, PrefixStats]:
+    """One fp32 logit per sequence of `ids` (equal to `rewards.score_ids`), each group of indices into `ids`
+    sharing its common prefix's forward pass; texts in no group, or in a group without a common prefix of
+    `min_prefix` tokens, go through the full-text path. Returns the scores and what was shared."""
+    first: dict[tuple, int] = {}
+    where = np.array([first.setdefault(tuple(s), len(first)) for s in ids], dtype=np.int64)
+    unique = list(first)
+    mapped = [[int(where[i]) for i in g] for g in groups]
+    stats = PrefixStats(tokens_full=sum(len(s) for s in unique), note=not_applicable(model) or "")
+    if stats.note:
+        mapped = []
+    shared, full, stats.fallback = plan_groups(unique, mapped, pad_id, min_prefix)
+    stats.ungrouped = len(unique) - sum(len(m) for m, _ in shared) - stats.fallback
+    stats.shared = len(unique) - len(full)
+    out = np.empty(len(unique), dtype=np.float64)
+    if full:
+        out[full] = score_ids(model, [unique[i] for i in full], pad_id, batch_size)
+    stats.tokens = sum(len(unique[i]) for i in full)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for batch in _batches(shared, unique, batch_size):
+            idx = [i for members, _ in batch for i in members]
+            out[idx] = _forward_batch(model, batch, unique, pad_id)
+            stats.tokens += sum(p + sum(len(unique[i]) - p for i in members) for members, p in batch)
+    model.train(was_training)
+    return out[where], stats
