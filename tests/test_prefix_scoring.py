@@ -122,3 +122,41 @@ def test_other_architectures_use_the_full_text_path(tok):
     stats = _check(model, tok, [PROMPT + REPLIES[0], PROMPT + REPLIES[1]], [(0, 1)])
     assert "does not apply to MistralForSequenceClassification" in stats.note
     assert stats.shared == 0 and stats.tokens == stats.tokens_full
+
+
+def test_score_evalsets_with_and_without_sharing_agree(model, tok):
+    from rewardsoup.scoring.metrics import EvalSet, metrics, score_evalsets
+
+    def ids(texts):
+        return tokenize(tok, texts, 256).ids
+
+    pairs = EvalSet("p", "pairwise", ids([PROMPT + REPLIES[0], OTHER, PROMPT + REPLIES[1], OTHER + " No."]), None)
+    binary = EvalSet("b", "binary", ids([PROMPT + REPLIES[2], "Short."]), np.array([1, 0]))
+    multi = EvalSet("m", "multi", ids([PROMPT + r for r in REPLIES] + [OTHER, OTHER + " Or seven."]), None,
+                    sizes=np.array([4, 2]), subsets=[None, "eggs"])
+    off = score_evalsets(model, [pairs, binary, multi], tok.eos_token_id, 3)
+    on = score_evalsets(model, [pairs, binary, multi], tok.eos_token_id, 3, share_prefix=True)
+    for a, b in zip(off, on):
+        np.testing.assert_allclose(b.rewards, a.rewards, atol=1e-4, rtol=0)
+        assert metrics(a, bootstrap=0)["accuracy"] == metrics(b, bootstrap=0)["accuracy"]
+
+
+def test_best_of_n_text_groups_agree(model, tok):
+    from rewardsoup.scoring.prefix import group_sizes, score_text_groups
+    from rewardsoup.scoring.rewards import score_texts
+
+    tok.pad_token = tok.eos_token
+    texts = [PROMPT + r for r in REPLIES] + [OTHER, OTHER + " Or seven."]
+    full = score_texts(model, tok, texts, 256, 4)
+    shared = score_text_groups(model, tok, texts, group_sizes([4, 2]), 256, 4)
+    np.testing.assert_allclose(shared, full, atol=1e-4, rtol=0)
+    assert list(map(list, group_sizes([4, 2]))) == [[0, 1, 2, 3], [4, 5]]
+
+
+@pytest.mark.parametrize("root,key", [("evaluate", "share_prefix"), ("merge", "trial.share_prefix"),
+                                      ("sample", "share_prefix")])
+def test_every_scoring_job_has_the_switch(compose_cfg, root, key):
+    from omegaconf import OmegaConf
+
+    assert OmegaConf.select(compose_cfg(root), key) is True
+    assert OmegaConf.select(compose_cfg(root, [f"{key}=false"]), key) is False

@@ -42,6 +42,7 @@ class EvaluateJobConfig:
     split: str = checked(check=one_of(*SPLITS))
     max_length: int = checked(check=at_least_one)
     batch_size: int = checked(check=at_least_one)
+    share_prefix: bool = MISSING  # texts of a row run their common prefix once (scoring.prefix)
     bootstrap: int = checked(check=not_negative)  # 0: no intervals
     models: Dict[str, str] = field(default_factory=dict)  # name -> folder; {} = every member and soup found
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)

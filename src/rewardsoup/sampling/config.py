@@ -47,6 +47,7 @@ class SampleJobConfig:
     render_style: str = checked(check=one_of(*STYLES))
     max_length: int = checked(check=at_least_one)
     score_batch_size: int = checked(check=at_least_one)
+    share_prefix: bool = MISSING  # a prompt's candidates run the prompt once (scoring.prefix)
     # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
     train: Dict[str, Any] = field(default_factory=dict)
 

@@ -24,10 +24,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rewardsoup.scoring.rewards import pad_batch, score_ids
+from rewardsoup.scoring.rewards import pad_batch, score_ids, score_texts, tokenize
 
 SUPPORTED = ("LlamaForSequenceClassification", "GPT2ForSequenceClassification")
 MIN_PREFIX = 16  # tokens: below this, one shared pass saves less than the extra cache copies cost
+_NOTED: set[str] = set()  # architectures already told that sharing does not apply (said once a process)
 
 
 @dataclass
@@ -148,6 +149,9 @@ def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[
     stats = PrefixStats(tokens_full=sum(len(s) for s in unique), note=not_applicable(model) or "")
     if stats.note:
         mapped = []
+        if type(model).__name__ not in _NOTED:
+            _NOTED.add(type(model).__name__)
+            print(f"[rewardsoup] {stats.note}", flush=True)
     shared, full, stats.fallback = plan_groups(unique, mapped, pad_id, min_prefix)
     stats.ungrouped = len(unique) - sum(len(m) for m, _ in shared) - stats.fallback
     stats.shared = len(unique) - len(full)
@@ -164,3 +168,19 @@ def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[
             stats.tokens += sum(p + sum(len(unique[i]) - p for i in members) for members, p in batch)
     model.train(was_training)
     return out[where], stats
+
+
+def group_sizes(sizes: Sequence[int]) -> list[range]:
+    """Index groups for consecutive runs of `sizes` texts (best-of-N candidates of one prompt)."""
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64))
+    return [range(int(end) - int(k), int(end)) for k, end in zip(sizes, ends)]
+
+
+def score_text_groups(model, tokenizer, texts: Sequence[str], groups: Sequence[Sequence[int]], max_length: int,
+                      batch_size: int = 32, share_prefix: bool = True) -> np.ndarray:
+    """Rewards for rendered texts (`rewards.score_texts`), texts of one group sharing their common prefix's
+    pass when `share_prefix` (tokenized exactly as the full-text path: left truncation, `max_length`)."""
+    if not share_prefix or not len(texts):
+        return score_texts(model, tokenizer, texts, max_length, batch_size)
+    ids = tokenize(tokenizer, texts, max_length).ids
+    return score_groups(model, ids, groups, tokenizer.pad_token_id, batch_size)[0]

@@ -43,6 +43,7 @@ class SweepConfig:
 class TrialConfig:
     max_length: int = checked(check=at_least_one)
     batch_size: int = checked(check=at_least_one)
+    share_prefix: bool = MISSING  # texts of a row run their common prefix once (scoring.prefix)
     trim_ranks: bool = MISSING
     chunks: int = checked(check=at_least_one)  # with a pruner: val rows scored in this many chunks
 
