@@ -8,8 +8,10 @@ prefix + continuation and position ids continuing from the prefix length. The re
 the hidden state at the token the classifier reads (its last token that is not the pad id), so every
 score equals the full-text one (float32: within float rounding).
 
-Prefixes of a batch are RIGHT-padded (a pad slot is masked out of every continuation's attention; the
-order of cached slots does not matter, only their positions and the mask), continuations are right-padded.
+Batching pads little: groups are taken in windows by prefix length; prefixes run in batches of similar
+length, then the window's continuations in batches of similar length, each from its own prefix's keys and
+values, right-padded to the batch's longest prefix (pad slots are masked out of the attention; where a
+cached slot sits does not matter, only its position id and the mask). Continuations are right-padded.
 Groups whose common prefix is shorter than `min_prefix` tokens (no prompt, or left truncation cut the
 texts differently) are scored by the full-text path (`rewards.score_ids`) and counted in `fallback`.
 Only decoder-only classifiers whose backbone takes a cache (`SUPPORTED`) share; for any other model the
@@ -23,11 +25,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from rewardsoup.scoring.rewards import pad_batch, score_ids, score_texts, tokenize
 
 SUPPORTED = ("LlamaForSequenceClassification", "GPT2ForSequenceClassification")
 MIN_PREFIX = 16  # tokens: below this, one shared pass saves less than the extra cache copies cost
+WINDOW_BATCHES = 8  # prefix caches held at once: this many batches' texts (bounds memory on long val sets)
 _NOTED: set[str] = set()  # architectures already told that sharing does not apply (said once a process)
 
 
@@ -97,44 +101,70 @@ def plan_groups(unique: Sequence[tuple], groups: Sequence[Sequence[int]], pad_id
     return shared, full, fallback
 
 
-def _backbone_and_head(model):
-    return getattr(model, model.base_model_prefix), model.score
 
-
-def _forward_batch(model, batch: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int) -> np.ndarray:
-    """Scores of every member of the groups in `batch` (in order): one prefix pass, one continuation pass."""
-    backbone, head = _backbone_and_head(model)
-    device = next(model.parameters()).device
-    pre = {k: v.to(device) for k, v in pad_batch([unique[m[0]][:p] for m, p in batch], pad_id).items()}
-    width = pre["input_ids"].shape[1]
-    positions = torch.arange(width, device=device).expand(len(batch), -1)
+def _prefix_pass(backbone, groups: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int,
+                 device) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Per group, per layer: the (keys, values) of its prefix, [heads, prefix length, head_dim]."""
+    pre = {k: v.to(device) for k, v in pad_batch([unique[m[0]][:p] for m, p in groups], pad_id).items()}
+    positions = torch.arange(pre["input_ids"].shape[1], device=device).expand(len(groups), -1)
     cache = backbone(**pre, position_ids=positions, use_cache=True).cache
-    owner = torch.tensor([g for g, (members, _) in enumerate(batch) for _ in members], device=device)
-    cache.batch_select_indices(owner)
-    conts = [unique[i][p:] for members, p in batch for i in members]
-    cont = {k: v.to(device) for k, v in pad_batch(conts, pad_id).items()}
-    starts = torch.tensor([p for members, p in batch for _ in members], device=device)
-    cont_pos = starts[:, None] + torch.arange(cont["input_ids"].shape[1], device=device)[None, :]
-    mask = torch.cat([pre["attention_mask"][owner], cont["attention_mask"]], dim=1)
-    hidden = backbone(input_ids=cont["input_ids"], attention_mask=mask, position_ids=cont_pos, cache=cache,
-                      use_cache=True).last_hidden_state
-    read = torch.tensor([read_index(unique[i], pad_id) - p for members, p in batch for i in members], device=device)
-    picked = hidden[torch.arange(len(conts), device=device), read]
-    return head(picked).float()[:, 0].cpu().numpy()
+    return [[(layer.keys[g, :, :p], layer.values[g, :, :p]) for layer in cache.layers]
+            for g, (_, p) in enumerate(groups)]
 
 
-def _batches(shared: list[tuple[list[int], int]], unique: Sequence[tuple], batch_size: int):
-    """Groups sorted by prefix then longest member, packed so a batch holds about `batch_size` texts."""
-    order = sorted(shared, key=lambda g: (g[1], max(len(unique[i]) for i in g[0])))
-    batch, count = [], 0
-    for group in order:
-        if batch and count + len(group[0]) > batch_size:
-            yield batch
-            batch, count = [], 0
-        batch.append(group)
+def _stack_prefixes(kvs: list[list[tuple[torch.Tensor, torch.Tensor]]]):
+    """One cache for a batch: each row's prefix keys/values right-padded to the longest prefix."""
+    from transformers import DynamicCache
+
+    def stacked(layer: int, which: int) -> torch.Tensor:  # [batch, heads, width, head_dim]
+        return pad_sequence([kv[layer][which].transpose(0, 1) for kv in kvs], batch_first=True).transpose(1, 2)
+
+    return DynamicCache(ddp_cache_data=[(stacked(i, 0), stacked(i, 1)) for i in range(len(kvs[0]))])
+
+
+def _continuation_pass(model, items: list[tuple[int, int]], lengths: list[int], kvs: list, unique: Sequence[tuple],
+                       pad_id: int, device) -> np.ndarray:
+    """Scores of `items` (text, prefix length) run from their prefixes' keys/values (`kvs`, one per item)."""
+    backbone = getattr(model, model.base_model_prefix)
+    cont = {k: v.to(device) for k, v in pad_batch([unique[i][p:] for i, p in items], pad_id).items()}
+    starts = torch.tensor(lengths, device=device)
+    width = int(starts.max())
+    prefix_mask = (torch.arange(width, device=device)[None, :] < starts[:, None]).to(cont["attention_mask"].dtype)
+    positions = starts[:, None] + torch.arange(cont["input_ids"].shape[1], device=device)[None, :]
+    hidden = backbone(input_ids=cont["input_ids"], attention_mask=torch.cat([prefix_mask, cont["attention_mask"]], 1),
+                      position_ids=positions, cache=_stack_prefixes(kvs), use_cache=True).last_hidden_state
+    read = torch.tensor([read_index(unique[i], pad_id) - p for i, p in items], device=device)
+    return model.score(hidden[torch.arange(len(items), device=device), read]).float()[:, 0].cpu().numpy()
+
+
+def _windows(shared: list[tuple[list[int], int]], texts: int):
+    """Groups by prefix length, in windows of about `texts` texts (their prefix caches are held at once)."""
+    window, count = [], 0
+    for group in sorted(shared, key=lambda g: g[1]):
+        if window and count + len(group[0]) > texts:
+            yield window
+            window, count = [], 0
+        window.append(group)
         count += len(group[0])
-    if batch:
-        yield batch
+    if window:
+        yield window
+
+
+def _score_window(model, window: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int,
+                  batch_size: int, out: np.ndarray) -> None:
+    """Prefix passes in batches of similar prefix length, then continuation passes in batches of similar
+    continuation length (each pass pads only to its own longest row)."""
+    device = next(model.parameters()).device
+    backbone = getattr(model, model.base_model_prefix)
+    kvs = []
+    for start in range(0, len(window), batch_size):
+        kvs.extend(_prefix_pass(backbone, window[start:start + batch_size], unique, pad_id, device))
+    items = sorted(((i, p, g) for g, (members, p) in enumerate(window) for i in members),
+                   key=lambda t: len(unique[t[0]]) - t[1])
+    for start in range(0, len(items), batch_size):
+        batch = items[start:start + batch_size]
+        out[[i for i, _, _ in batch]] = _continuation_pass(model, [(i, p) for i, p, _ in batch], [p for _, p, _ in batch],
+                                                           [kvs[g] for _, _, g in batch], unique, pad_id, device)
 
 
 def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[int]], pad_id: int,
@@ -155,20 +185,17 @@ def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[
     shared, full, stats.fallback = plan_groups(unique, mapped, pad_id, min_prefix)
     stats.ungrouped = len(unique) - sum(len(m) for m, _ in shared) - stats.fallback
     stats.shared = len(unique) - len(full)
+    stats.tokens = sum(len(unique[i]) for i in full) + sum(p + sum(len(unique[i]) - p for i in m) for m, p in shared)
     out = np.empty(len(unique), dtype=np.float64)
     if full:
         out[full] = score_ids(model, [unique[i] for i in full], pad_id, batch_size)
-    stats.tokens = sum(len(unique[i]) for i in full)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for batch in _batches(shared, unique, batch_size):
-            idx = [i for members, _ in batch for i in members]
-            out[idx] = _forward_batch(model, batch, unique, pad_id)
-            stats.tokens += sum(p + sum(len(unique[i]) - p for i in members) for members, p in batch)
+        for window in _windows(shared, WINDOW_BATCHES * batch_size):
+            _score_window(model, window, unique, pad_id, batch_size, out)
     model.train(was_training)
     return out[where], stats
-
 
 def group_sizes(sizes: Sequence[int]) -> list[range]:
     """Index groups for consecutive runs of `sizes` texts (best-of-N candidates of one prompt)."""
