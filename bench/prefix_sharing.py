@@ -112,7 +112,8 @@ def main() -> None:
                       "token_ratio": round(sum(r["tokens_shared"] for r in hh) / sum(r["tokens_full"] for r in hh), 4),
                       "max_abs_score_diff": max(r["max_diff"] for r in rows.values()),
                       "hh_sets": [n for n in rows if n in HH], "pairs": pairs, "max_length": a.max_length,
-                      "batch": a.batch, "accuracy_identical": all(r["acc_full"] == r["acc_shared"] for r in rows.values()),
+                      "batch": a.batch,
+                      "accuracy_identical": all(r["acc_full"] == r["acc_shared"] for r in rows.values()),
                       "trial_wall_full_s": round(trial_full, 3), "trial_wall_shared_s": round(trial_shared, 3)}))
 
 

@@ -31,7 +31,7 @@ from rewardsoup.scoring.rewards import pad_batch, score_ids, score_texts, tokeni
 
 SUPPORTED = ("LlamaForSequenceClassification", "GPT2ForSequenceClassification")
 MIN_PREFIX = 16  # tokens: below this, one shared pass saves less than the extra cache copies cost
-WINDOW_BATCHES = 8  # prefix caches held at once: this many batches' texts (bounds memory on long val sets)
+WINDOW_BATCHES = 32  # batches of texts whose prefix caches are held at once: more sorts better, bounds memory
 _NOTED: set[str] = set()  # architectures already told that sharing does not apply (said once a process)
 
 
@@ -122,12 +122,12 @@ def _stack_prefixes(kvs: list[list[tuple[torch.Tensor, torch.Tensor]]]):
     return DynamicCache(ddp_cache_data=[(stacked(i, 0), stacked(i, 1)) for i in range(len(kvs[0]))])
 
 
-def _continuation_pass(model, items: list[tuple[int, int]], lengths: list[int], kvs: list, unique: Sequence[tuple],
-                       pad_id: int, device) -> np.ndarray:
+def _continuation_pass(model, items: list[tuple[int, int]], kvs: list, unique: Sequence[tuple], pad_id: int,
+                       device) -> np.ndarray:
     """Scores of `items` (text, prefix length) run from their prefixes' keys/values (`kvs`, one per item)."""
     backbone = getattr(model, model.base_model_prefix)
     cont = {k: v.to(device) for k, v in pad_batch([unique[i][p:] for i, p in items], pad_id).items()}
-    starts = torch.tensor(lengths, device=device)
+    starts = torch.tensor([p for _, p in items], device=device)
     width = int(starts.max())
     prefix_mask = (torch.arange(width, device=device)[None, :] < starts[:, None]).to(cont["attention_mask"].dtype)
     positions = starts[:, None] + torch.arange(cont["input_ids"].shape[1], device=device)[None, :]
@@ -163,7 +163,7 @@ def _score_window(model, window: list[tuple[list[int], int]], unique: Sequence[t
                    key=lambda t: len(unique[t[0]]) - t[1])
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
-        out[[i for i, _, _ in batch]] = _continuation_pass(model, [(i, p) for i, p, _ in batch], [p for _, p, _ in batch],
+        out[[i for i, _, _ in batch]] = _continuation_pass(model, [(i, p) for i, p, _ in batch],
                                                            [kvs[g] for _, _, g in batch], unique, pad_id, device)
 
 
