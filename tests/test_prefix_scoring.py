@@ -82,7 +82,9 @@ def test_left_truncation_shared_only_where_the_cut_kept_a_common_prefix(model, t
     assert (stats.shared, stats.fallback) == (2, 2)  # pair 1 was cut at different places: no common prefix
 
 
-def test_mixed_batch_and_best_of_n_groups(model, tok):
+@pytest.mark.parametrize("window_batches", [1, 32])
+def test_mixed_batch_and_best_of_n_groups(model, tok, monkeypatch, window_batches):
+    monkeypatch.setattr("rewardsoup.scoring.prefix.WINDOW_BATCHES", window_batches)  # 1: several windows
     bon = [PROMPT + r for r in REPLIES]  # one prompt, 4 candidates
     texts = bon + [OTHER, OTHER + " Or seven.", PROMPT + REPLIES[0], "Short.", OTHER + " Boil it.",
                    PROMPT + REPLIES[2] + "<|endoftext|>", PROMPT + " Ask a neighbour.", "lonely binary text"]
