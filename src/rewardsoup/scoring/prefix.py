@@ -101,7 +101,6 @@ def plan_groups(unique: Sequence[tuple], groups: Sequence[Sequence[int]], pad_id
     return shared, full, fallback
 
 
-
 def _prefix_pass(backbone, groups: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int,
                  device) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
     """Per group, per layer: the (keys, values) of its prefix, [heads, prefix length, head_dim]."""
@@ -196,6 +195,7 @@ def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[
             _score_window(model, window, unique, pad_id, batch_size, out)
     model.train(was_training)
     return out[where], stats
+
 
 def group_sizes(sizes: Sequence[int]) -> list[range]:
     """Index groups for consecutive runs of `sizes` texts (best-of-N candidates of one prompt)."""
