@@ -11,6 +11,7 @@ from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_leas
                                     one_of, store)
 from rewardsoup.data.config import DataConfig
 from rewardsoup.models.config import ModelConfig
+from rewardsoup.scoring.config import ScoringConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -36,13 +37,13 @@ class BestOfNConfig:
 @dataclass
 class EvaluateJobConfig:
     paths: PathsConfig = MISSING
+    scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
     datasets: Dict[str, DataConfig] = field(default_factory=dict)  # the eval sets (conf/datasets)
     logger: LoggerConfig = MISSING
     split: str = checked(check=one_of(*SPLITS))
     max_length: int = checked(check=at_least_one)
     batch_size: int = checked(check=at_least_one)
-    share_prefix: bool = MISSING  # texts of a row run their common prefix once (scoring.prefix)
     bootstrap: int = checked(check=not_negative)  # 0: no intervals
     models: Dict[str, str] = field(default_factory=dict)  # name -> folder; {} = every member and soup found
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.evaluation import tables
 from rewardsoup.models.base import MEMBER_META, check_reward_model
@@ -79,7 +79,7 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     """Score every model, the baselines and the reference rows on `cfg.split`; write and print the table."""
     models = discover_models(cfg)
     split, max_length, bs = str(cfg.split), int(cfg.max_length), int(cfg.batch_size)
-    boot, share = int(cfg.bootstrap), bool(cfg.get("share_prefix", False))
+    boot, share = int(cfg.bootstrap), bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False))
     datasets = list(cfg.datasets.keys())
     kinds = {name: kind for name, (kind, _) in models.items()}
     tokenizer_dir = next(iter(models.values()))[1]

@@ -11,6 +11,7 @@ from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, che
                                     within)
 from rewardsoup.data.render import STYLES
 from rewardsoup.models.config import ModelConfig
+from rewardsoup.scoring.config import ScoringConfig
 
 # best: one line per prompt with every candidate and the chosen one; preferences: best vs worst as pairs
 MODES = ("best", "preferences")
@@ -30,6 +31,7 @@ class GenerationConfig:
 @dataclass
 class SampleJobConfig:
     paths: PathsConfig = MISSING
+    scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
     logger: LoggerConfig = MISSING
     generator: str = MISSING
@@ -47,7 +49,6 @@ class SampleJobConfig:
     render_style: str = checked(check=one_of(*STYLES))
     max_length: int = checked(check=at_least_one)
     score_batch_size: int = checked(check=at_least_one)
-    share_prefix: bool = MISSING  # a prompt's candidates run the prompt once (scoring.prefix)
     # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
     train: Dict[str, Any] = field(default_factory=dict)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.errors import ConfigError
@@ -128,7 +129,7 @@ def sample_job(cfg) -> dict[str, Any]:
             replies = [it.candidates for it in chunk] if rerank else generate_replies(gen, chunk, n, gen_cfg)
             scored = score_candidates(model, tokenizer, chunk, replies, str(cfg.render_style),
                                       int(cfg.max_length), int(cfg.score_batch_size),
-                                      bool(cfg.get("share_prefix", False)))
+                                      bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False)))
             for i, (item, reps, (parts, rewards)) in enumerate(zip(chunk, replies, scored)):
                 row = best_row(item, reps, parts, rewards)
                 rows.append(row)

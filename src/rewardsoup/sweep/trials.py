@@ -14,7 +14,7 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
@@ -65,7 +65,7 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any], report: Reporter 
     names = list(cfg.datasets)
     evalsets = [load_evalset(name, cfg.datasets[name], "val", request["base"], int(t.max_length), cfg.paths.cache)
                 for name in names]
-    objective, share = plain(cfg.sweep.objective), bool(t.get("share_prefix", False))
+    objective, share = plain(cfg.sweep.objective), bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False))
     if report is None:
         scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size), share)
         state, texts, steps = "complete", sum(len(es.ids) for es in evalsets), []
