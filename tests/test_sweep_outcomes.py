@@ -87,6 +87,16 @@ def test_chunked_scoring_equals_one_pass_and_stops_when_told(sweep_cfg):
     assert all(pruned["val_detail"][d]["n"] < full["val_detail"][d]["n"] for d in full["val"])
 
 
+def test_trials_with_and_without_prefix_sharing_agree(sweep_cfg):
+    """scoring.share_prefix changes how the val texts are forwarded, not a trial's numbers (one pass and chunks)."""
+    shared, full = sweep_cfg("trial.max_length=256"), sweep_cfg("trial.max_length=256", "scoring.share_prefix=false")
+    request = merge_request(shared)
+    one, whole = trials.score_request(shared, request), trials.score_request(full, request)
+    assert one["val"] == whole["val"] and one["objective"] == whole["objective"]
+    chunked = trials.score_request(shared, request, lambda value, step: False)
+    assert chunked["val"] == pytest.approx(whole["val"], abs=1e-9)
+
+
 def test_floors_trial_records_constraints_and_the_wandb_keys(sweep_cfg, monkeypatch):
     """Two trials and the summary, with what the project hands to wandb captured."""
     import rewardsoup.core.tracking as tracking

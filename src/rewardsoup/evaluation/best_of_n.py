@@ -18,7 +18,7 @@ from rewardsoup.data import load_splits
 from rewardsoup.data.loading import as_dict
 from rewardsoup.scoring import stats
 from rewardsoup.scoring.metrics import best_of_n_credit
-from rewardsoup.scoring.rewards import score_texts
+from rewardsoup.scoring.prefix import group_sizes, score_text_groups
 
 
 @dataclass
@@ -89,7 +89,8 @@ _BON_GROUPS: dict[str, tuple] = {}
 
 
 def dataset_best_of_n(model, tokenizer_dir: str | Path, data_cfg, split: str, max_length: int,
-                      batch_size: int = 32, min_candidates: int = 2, bootstrap: int = 1000) -> dict[str, float]:
+                      batch_size: int = 32, min_candidates: int = 2, bootstrap: int = 1000,
+                      share_prefix: bool = False) -> dict[str, float]:
     """best_of_n_accuracy of `model` on one pairwise split (groups built once per process and dataset)."""
     from transformers import AutoTokenizer
 
@@ -100,5 +101,6 @@ def dataset_best_of_n(model, tokenizer_dir: str | Path, data_cfg, split: str, ma
         _BON_GROUPS[key] = (tokenizer, groups)
         print(f"[rewardsoup] best-of-n groups of {as_dict(data_cfg).get('name')} ({split}): {report}", flush=True)
     tokenizer, groups = _BON_GROUPS[key]
-    return best_of_n_accuracy(groups, lambda texts: score_texts(model, tokenizer, texts, max_length, batch_size),
-                              bootstrap)
+    index = group_sizes([g.n for g in groups])  # a group's candidates share its prompt
+    return best_of_n_accuracy(groups, lambda texts: score_text_groups(model, tokenizer, texts, index, max_length,
+                                                                      batch_size, share_prefix), bootstrap)

@@ -12,6 +12,7 @@ from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_leas
                                     one_of, store)
 from rewardsoup.data.config import DataConfig
 from rewardsoup.models.config import ModelConfig
+from rewardsoup.scoring.config import ScoringConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -42,6 +43,7 @@ class BestOfNConfig:
 @dataclass
 class EvaluateJobConfig:
     paths: PathsConfig = MISSING
+    scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
     datasets: Dict[str, DataConfig] = field(default_factory=dict)  # the eval sets (conf/datasets)
     logger: LoggerConfig = MISSING

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.data.config import MIX
 from rewardsoup.evaluation import tables
@@ -88,7 +88,7 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     """Score every model, the baselines and the reference rows on `cfg.split`; write and print the table."""
     models = discover_models(cfg)
     split, max_length, bs = str(cfg.split), int(cfg.max_length), int(cfg.batch_size)
-    boot = int(cfg.bootstrap)
+    boot, share = int(cfg.bootstrap), bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False))
     datasets = list(cfg.datasets.keys())
     kinds = {name: kind for name, (kind, _) in models.items()}
     tokenizer_dir = next(iter(models.values()))[1]
@@ -98,10 +98,10 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     bon_results: dict[str, dict[str, dict]] = {}
 
     def run(name: str, model) -> None:
-        scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs)))
+        scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs, share)))
         if bon.get("enabled", False):  # best-of-n accuracy on pairwise sets (sampling.py)
             bon_results[name] = {ds: dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length, bs,
-                                                       int(bon.get("min_candidates", 2)), boot)
+                                                       int(bon.get("min_candidates", 2)), boot, share)
                                  for ds, es in zip(datasets, evalsets) if es.schema == "pairwise"}
         print(f"[rewardsoup] scored {name} ({kinds[name]})", flush=True)
 

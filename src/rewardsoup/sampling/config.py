@@ -11,6 +11,7 @@ from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, che
                                     within)
 from rewardsoup.data.render import STYLES
 from rewardsoup.models.config import ModelConfig
+from rewardsoup.scoring.config import ScoringConfig
 
 # best: one line per prompt with every candidate and the chosen one; preferences: best vs worst as pairs
 MODES = ("best", "preferences")
@@ -30,6 +31,7 @@ class GenerationConfig:
 @dataclass
 class SampleJobConfig:
     paths: PathsConfig = MISSING
+    scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
     logger: LoggerConfig = MISSING
     generator: str = MISSING

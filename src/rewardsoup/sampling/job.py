@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.errors import ConfigError
@@ -33,18 +34,20 @@ from rewardsoup.data.render import render_prompt_and_reply
 from rewardsoup.models.loading import load_scorer
 from rewardsoup.sampling.generation import generate_replies, load_generator
 from rewardsoup.sampling.prompts import PromptItem, cli_prompts, read_candidates, read_prompts
-from rewardsoup.scoring.rewards import score_texts
+from rewardsoup.scoring.prefix import group_sizes, score_text_groups
 
 
 def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Sequence[Sequence[str]],
-                     style: str, max_length: int, batch_size: int) -> list[tuple[list[tuple[str, str]], np.ndarray]]:
+                     style: str, max_length: int, batch_size: int,
+                     share_prefix: bool = False) -> list[tuple[list[tuple[str, str]], np.ndarray]]:
     """Per prompt: the (prompt_text, reply_text) split of each rendered candidate and its reward.
 
     `prompt_text + reply_text == render_conversation(messages + [reply])`, the text that is scored.
     """
     split = [[render_prompt_and_reply(item.messages, item.reply(r), style, tokenizer) for r in reps]
              for item, reps in zip(items, replies)]
-    rewards = score_texts(model, tokenizer, [p + r for parts in split for p, r in parts], max_length, batch_size)
+    rewards = score_text_groups(model, tokenizer, [p + r for parts in split for p, r in parts],
+                                group_sizes([len(parts) for parts in split]), max_length, batch_size, share_prefix)
     ends = np.cumsum([len(parts) for parts in split])
     return [(parts, rewards[end - len(parts):end]) for parts, end in zip(split, ends)]
 
@@ -125,7 +128,8 @@ def sample_job(cfg) -> dict[str, Any]:
             chunk = items[start:start + batch]
             replies = [it.candidates for it in chunk] if rerank else generate_replies(gen, chunk, n, gen_cfg)
             scored = score_candidates(model, tokenizer, chunk, replies, str(cfg.render_style),
-                                      int(cfg.max_length), int(cfg.score_batch_size))
+                                      int(cfg.max_length), int(cfg.score_batch_size),
+                                      bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False)))
             for i, (item, reps, (parts, rewards)) in enumerate(zip(chunk, replies, scored)):
                 row = best_row(item, reps, parts, rewards)
                 rows.append(row)

@@ -23,6 +23,7 @@ from datasets import Dataset
 
 from rewardsoup.scoring import stats
 from rewardsoup.data.schema import multi_texts, pair_texts
+from rewardsoup.scoring.prefix import group_sizes, score_groups
 from rewardsoup.scoring.rewards import score_ids, tokenize
 
 SCHEMAS = ("pairwise", "binary", "multi")
@@ -156,11 +157,27 @@ def score_evalset(model, evalset: EvalSet, pad_id: int, batch_size: int = 32) ->
     return Scored(evalset, score_ids(model, evalset.ids, pad_id, batch_size))
 
 
-def score_evalsets(model, evalsets: list[EvalSet], pad_id: int, batch_size: int = 32) -> list[Scored]:
+def text_groups(evalset: EvalSet) -> list:
+    """Texts that share a prompt, as index groups: a pair's two sides, a multi row's candidates (binary
+    rows share with nothing)."""
+    if evalset.schema == "pairwise":
+        return [(i, i + evalset.n) for i in range(evalset.n)]
+    return group_sizes(evalset.sizes) if evalset.schema == "multi" else []
+
+
+def score_evalsets(model, evalsets: list[EvalSet], pad_id: int, batch_size: int = 32,
+                   share_prefix: bool = False) -> list[Scored]:
     """Several sets in one pass: batches sorted by length across all of them, a text shared by two sets
-    (demo_pairs repeats demo_thumbs' texts) scored once."""
-    rewards = score_ids(model, [s for es in evalsets for s in es.ids], pad_id, batch_size)
+    (demo_pairs repeats demo_thumbs' texts) scored once. `share_prefix`: the texts of a row (`text_groups`)
+    run their common prefix once (`scoring.prefix`; same rewards)."""
+    ids = [s for es in evalsets for s in es.ids]
     ends = np.cumsum([len(es.ids) for es in evalsets])
+    if share_prefix:
+        groups = [[int(start) + i for i in g] for es, start in zip(evalsets, np.concatenate([[0], ends[:-1]]))
+                  for g in text_groups(es)]
+        rewards = score_groups(model, ids, groups, pad_id, batch_size)[0]
+    else:
+        rewards = score_ids(model, ids, pad_id, batch_size)
     return [Scored(es, r) for es, r in zip(evalsets, np.split(rewards, ends[:-1]))]
 
 

@@ -15,6 +15,7 @@ from rewardsoup.core.config import LoggerConfig, PathsConfig, at_least_one, chec
 from rewardsoup.data.config import DataConfig
 from rewardsoup.merging.config import MergeConfig
 from rewardsoup.models.config import ModelConfig
+from rewardsoup.scoring.config import ScoringConfig
 from rewardsoup.sweep.objective import BINARY_METRICS, KINDS
 from rewardsoup.sweep.proxy_config import ProxyConfig
 
@@ -67,6 +68,7 @@ class MergeJobConfig:
     """conf/merge.yaml: a soup, a sweep trial, a greedy/uniform soup or the pick (`mode`)."""
 
     paths: PathsConfig = MISSING
+    scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
     members: Dict[str, str] = field(default_factory=dict)  # member name -> folder (conf/members)
     merge: MergeConfig = MISSING

@@ -103,7 +103,8 @@ def member_rewards(cfg: DictConfig, request: Mapping[str, Any], evalsets: Mappin
     start, sets, per_member = time.perf_counter(), list(evalsets.values()), []
     for name in names:
         model = load_reward_model(request["members"][name])
-        scored = score_evalsets(model, sets, model.config.pad_token_id, int(cfg.trial.batch_size))
+        scored = score_evalsets(model, sets, model.config.pad_token_id, int(cfg.trial.batch_size),
+                                bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False)))
         per_member.append([s.rewards for s in scored])
         del model
     out = {ds: np.stack([m[i] for m in per_member]) for i, ds in enumerate(evalsets)}

@@ -14,7 +14,7 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
@@ -33,7 +33,7 @@ def _objective(detail: Mapping[str, dict], objective: Mapping[str, Any]) -> tupl
 
 
 def _in_chunks(model, evalsets: list[EvalSet], chunks: int, batch: int, objective: Mapping[str, Any],
-               report: Reporter) -> tuple[list[Scored], str, int, list[float]]:
+               report: Reporter, share: bool = False) -> tuple[list[Scored], str, int, list[float]]:
     """Score chunk after chunk, reporting the running objective; (scored so far, state, texts, steps)."""
     chunks = max(1, min([chunks] + [es.n for es in evalsets]))
     rng = np.random.default_rng(CHUNK_SEED)
@@ -43,7 +43,7 @@ def _in_chunks(model, evalsets: list[EvalSet], chunks: int, batch: int, objectiv
     texts, steps = 0, []
     for k in range(chunks):
         subs = [take_rows(es, p[k]) for es, p in zip(evalsets, parts)]
-        for i, s in enumerate(score_evalsets(model, subs, model.config.pad_token_id, batch)):
+        for i, s in enumerate(score_evalsets(model, subs, model.config.pad_token_id, batch, share)):
             rewards[i][text_index(evalsets[i], parts[i][k])] = s.rewards
             seen[i] = np.concatenate([seen[i], parts[i][k]])
         texts += sum(len(s.ids) for s in subs)
@@ -65,13 +65,13 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any], report: Reporter 
     names = list(cfg.datasets)
     evalsets = [load_evalset(name, cfg.datasets[name], "val", request["base"], int(t.max_length), cfg.paths.cache)
                 for name in names]
-    objective = plain(cfg.sweep.objective)
+    objective, share = plain(cfg.sweep.objective), bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False))
     if report is None:
-        scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size))
+        scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size), share)
         state, texts, steps = "complete", sum(len(es.ids) for es in evalsets), []
     else:
         scored, state, texts, steps = _in_chunks(model, evalsets, int(t.get("chunks", 4)), int(t.batch_size),
-                                                 objective, report)
+                                                 objective, report, share)
     detail = {name: metrics(s, bootstrap=0) for name, s in zip(names, scored)}
     per_dataset, value = _objective(detail, objective)
     if not math.isfinite(value):
