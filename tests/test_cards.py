@@ -94,7 +94,7 @@ def test_soup_card_front_matter_and_sections(carded_soup, tiny_base_dir):
 
 def test_soup_card_test_table_is_the_evaluation_json(carded_soup):
     folder, _, evaluation = carded_soup
-    main, diffs = _tables(_section((folder / "README.md").read_text(), "Test results"))
+    main, diffs, versus = _tables(_section((folder / "README.md").read_text(), "Test results"))
     datasets = main[0][2:-1]
     assert datasets == ["demo_thumbs", "demo_pairs", "demo_harmless"] and main[0][-1] == "mean"
     by_model = {r["model"]: r for r in evaluation["rows"]}
@@ -114,6 +114,9 @@ def test_soup_card_test_table_is_the_evaluation_json(carded_soup):
             row = by_model[cells[0]]
             assert cell.endswith(f"vs {row[f'{ds}_best_member']}: {row[f'{ds}_bar']}")
             assert cell.startswith(f"{100 * row[f'{ds}_vs_best_member']:+.1f} ")
+    mine = [v for v in evaluation["verdicts"] if v["model"] == "picked"]  # the soup against the alternatives
+    assert [(c[0], c[1], c[3]) for c in versus[1:]] == [(v["against"], v["dataset"], v["verdict"]) for v in mine]
+    assert {v["against"] for v in mine} == {"logit_ensemble"}
 
 
 def test_pipeline_loads_the_carded_soup_and_scores_like_rewardsoup(carded_soup):

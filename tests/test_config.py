@@ -19,7 +19,7 @@ def test_groups_have_the_promised_choices():
     assert {"smollm2_135m", "gpt2_8layers", "tiny_gpt2"} <= set(MODELS)
     assert {"demo_thumbs", "demo_pairs", "demo_harmless", "hh_rlhf", "chai_thumbs", "chai_feedback",
             "chai_pairs", "local_pairs", "local_binary"} <= set(DATAS)
-    assert {"binary", "pairwise"} == set(OBJECTIVES)
+    assert {"binary", "pairwise", "multitask"} == set(OBJECTIVES)
     assert {"wandb", "none"} <= set(group_choices("logger"))
 
 

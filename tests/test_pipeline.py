@@ -9,7 +9,8 @@ from rewardsoup.pipeline import recipes, run as pipeline
 
 
 def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, monkeypatch, capsys):
-    demo = pipeline.load_recipe("demo")
+    """The demo with its seed runs (demo_warm: the demo recipe + two seeds of harmless and their average)."""
+    demo = pipeline.load_recipe("demo_warm")
     demo.sample = False  # best-of-N has its own tests
     monkeypatch.setattr(pipeline, "load_recipe", lambda name: demo)
     overrides = ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
@@ -19,7 +20,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert "3/5 sweep" in out and "| model | kind |" in out
     ledger = [json.loads(x) for x in (out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()]
     assert len(ledger) == 3
-    assert (out_root / "soups" / "best-optuna-ties" / "mergekit_config.yml").exists()
+    assert (out_root / "soups" / "best-optuna-ties-warm" / "mergekit_config.yml").exists()
     assert set(first["members"]) == {"thumbs", "pairs", "harmless"}
     assert set(first["alternatives"]) == {"multitask", "harmless_seed1", "harmless_seed2"}
     # 3 members, 3 alternatives, sweep, pick (base given)
@@ -27,7 +28,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     steps = [json.loads((out_root / "members" / f).joinpath("rewardsoup_member.json").read_text())["steps"]
              for f in ("demo_thumbs-binary", "demo_pairs-pairwise", "demo_harmless-pairwise", "multitask")]
     assert steps[3] == sum(steps[:3]) == 12  # the multi-task model trains as many steps as the members together
-    results = json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())
+    results = json.loads((out_root / "reports" / "warm" / "evaluate-test" / "results.json").read_text())
     kinds = {r["model"]: r["kind"] for r in results["rows"]}
     assert kinds["multitask"] == "multitask" and kinds["harmless_avg3"] == "average"
     assert kinds["harmless_seed1"] == kinds["harmless_seed2"] == "run" and kinds["harmless_avg3_ensemble"] == "baseline"
@@ -37,7 +38,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert all(v["verdict"] in ("better", "worse") or v["verdict"] == f"cannot tell at n={v['n']}"
                for v in results["verdicts"])
     assert "#### Every comparison, paired on the same rows" in out
-    card = (out_root / "soups" / "best-optuna-ties" / "README.md").read_text()  # the model card shows them too
+    card = (out_root / "soups" / "best-optuna-ties-warm" / "README.md").read_text()  # the model card shows them too
     assert "| multitask | multitask |" in card and "This model against the alternatives" in card
     second = pipeline.run_recipe("demo", overrides)
     again = capsys.readouterr().out

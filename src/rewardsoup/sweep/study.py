@@ -59,6 +59,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, grace_p
         raise ConfigError(f"hydra.sweeper.storage: '{url}' is not an Optuna storage URL "
                           "(sqlite:////abs/optuna.db, postgresql://user:pw@host/db, mysql://…, journal:/abs/file)")
     retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval else None
+    _sqlite_folder(url)
     try:
         return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                                           heartbeat_stale_trial_callback=retry)
@@ -68,6 +69,20 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, grace_p
     except OperationalError as exc:  # the server is down, refuses us, or the database does not exist
         reason = next((line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()), "")
         raise ConfigError(f"hydra.sweeper.storage: cannot connect to '{masked_url(url)}': {reason}") from exc
+
+
+def _sqlite_folder(url: str) -> None:
+    """A sqlite file's folder is created (the default storage lives in the sweep folder, which the sweeper
+    writes only after the study opened); a server URL creates nothing."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def masked_url(url: str) -> str:
