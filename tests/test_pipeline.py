@@ -33,7 +33,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert kinds["multitask"] == "multitask" and kinds["harmless_avg3"] == "average"
     assert kinds["harmless_seed1"] == kinds["harmless_seed2"] == "run" and kinds["harmless_avg3_ensemble"] == "baseline"
     asked = {(v["model"], v["against"]) for v in results["verdicts"]}
-    assert {("best-optuna-ties", "multitask"), ("best-optuna-ties", "logit_ensemble"), ("multitask", "length"),
+    assert {("best-optuna-ties-warm", "multitask"), ("best-optuna-ties-warm", "logit_ensemble"), ("multitask", "length"),
             ("harmless_avg3", "harmless_seed2"), ("harmless_avg3", "harmless_avg3_ensemble")} <= asked
     assert all(v["verdict"] in ("better", "worse") or v["verdict"] == f"cannot tell at n={v['n']}"
                for v in results["verdicts"])
