@@ -159,5 +159,5 @@ def test_best_of_n_text_groups_agree(model, tok):
 def test_one_switch_for_every_scoring_job(compose_cfg, root):
     from omegaconf import OmegaConf
 
-    assert OmegaConf.select(compose_cfg(root), "scoring.share_prefix") is True
-    assert OmegaConf.select(compose_cfg(root, ["scoring.share_prefix=false"]), "scoring.share_prefix") is False
+    assert OmegaConf.select(compose_cfg(root), "scoring.share_prefix") is False  # off by default (measured)
+    assert OmegaConf.select(compose_cfg(root, ["scoring.share_prefix=true"]), "scoring.share_prefix") is True

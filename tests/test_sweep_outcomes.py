@@ -89,7 +89,8 @@ def test_chunked_scoring_equals_one_pass_and_stops_when_told(sweep_cfg):
 
 def test_trials_with_and_without_prefix_sharing_agree(sweep_cfg):
     """scoring.share_prefix changes how the val texts are forwarded, not a trial's numbers (one pass and chunks)."""
-    shared, full = sweep_cfg("trial.max_length=256"), sweep_cfg("trial.max_length=256", "scoring.share_prefix=false")
+    shared = sweep_cfg("trial.max_length=256", "scoring.share_prefix=true")
+    full = sweep_cfg("trial.max_length=256", "scoring.share_prefix=false")
     request = merge_request(shared)
     one, whole = trials.score_request(shared, request), trials.score_request(full, request)
     assert one["val"] == whole["val"] and one["objective"] == whole["objective"]
