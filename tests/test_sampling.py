@@ -211,7 +211,7 @@ def test_evaluate_adds_best_of_n_columns(compose_cfg, tiny_members):
 
 
 @pytest.mark.parametrize("case,error,match", [
-    ("missing", DataError, "does not exist"),
+    ("missing", ConfigError, r"prompts=.*nope.jsonl: no such file"),  # a value rule: before any model loads
     ("empty", DataError, "is empty"),
     ("malformed", DataError, r"line 2: not valid JSON"),
     ("no_prompt_field", DataError, r"line 1: expected `messages`"),

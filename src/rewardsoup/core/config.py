@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from rewardsoup.core.errors import ConfigError
 
@@ -64,6 +66,29 @@ def one_of(*choices: str) -> Check:
 
 def finite(v: Any) -> str | None:
     return None if _number(v) and math.isfinite(v) else "must be a finite number"
+
+
+def model_folder(path: Any) -> str | None:
+    """A folder holding a saved model's config.json (a member, a soup): checked before any run folder."""
+    return None if (Path(str(path)) / "config.json").is_file() else "not a model folder (no config.json there)"
+
+
+def existing_file(path: Any) -> str | None:
+    """An input file that exists (a jsonl the job reads), so a typo stops the job before any model loads."""
+    return None if str(path) and Path(str(path)).is_file() else "no such file"
+
+
+def folder_name(v: Any) -> str | None:
+    """One folder name under an output root: '' or '..' would name the root itself (or its parent), which
+    the atomic rename that writes a model folder would replace, deleting every sibling."""
+    ok = isinstance(v, str) and v.strip() not in ("", ".", "..") and "/" not in v
+    return None if ok else "must be one folder name (not empty, no '/', not '.' or '..')"
+
+
+def folder_path(v: Any) -> str | None:
+    """An output folder whose last part is a folder name (same reason as `folder_name`)."""
+    ok = isinstance(v, str) and Path(v).name.strip() not in ("", ".", "..")
+    return None if ok else "must be a folder path ending in a folder name (not empty, not '/', '.' or '..')"
 
 
 positive = greater(0)
@@ -122,10 +147,32 @@ def problems(cfg: DictConfig, prefix: str = "") -> list[str]:
     return found
 
 
+def unset(node: DictConfig | ListConfig, prefix: str = "") -> list[str]:
+    """Every ??? value and every interpolation that does not resolve, anywhere in `node` (mappings of any type
+    and lists included). A value rule, or a job, that read one would fail with OmegaConf's traceback."""
+    found: list[str] = []
+    for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
+        full = f"{prefix}{key}"
+        if full == "hydra":  # Hydra's own settings: resolved by Hydra (some only inside a run)
+            continue
+        if OmegaConf.is_missing(node, key):
+            found.append(f"{full}: missing value (???): give {full}=...")
+            continue
+        try:
+            child = node[key]
+        except InterpolationResolutionError as exc:
+            found.append(f"{full}: its interpolation cannot be resolved ({str(exc.msg).splitlines()[0]})")
+            continue
+        if isinstance(child, (DictConfig, ListConfig)) and not OmegaConf.is_interpolation(node, key):
+            found += unset(child, f"{full}.")
+    return found
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Apply every value rule of the schemas in `cfg`; the first violation is a ConfigError naming the full
-    key and value (`train.lr=-1.0: must be > 0`). Returns `cfg`, so `validate(compose(...))` reads well."""
-    found = problems(cfg)
+    key and value (`train.lr=-1.0: must be > 0`). Returns `cfg`, so `validate(compose(...))` reads well.
+    ??? values and unresolvable interpolations come first: the rules read values and would trip on them."""
+    found = unset(cfg) or problems(cfg)
     if found:
         raise ConfigError(found[0] + (f" (and {len(found) - 1} more: {'; '.join(found[1:3])})" if found[1:] else ""))
     return cfg

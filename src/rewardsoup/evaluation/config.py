@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List
 
 from omegaconf import MISSING, DictConfig
 
-from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_least_one, checked, not_negative,
-                                    one_of, store)
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_least_one, checked, model_folder,
+                                    not_negative, one_of, store)
 from rewardsoup.data.config import DataConfig
 from rewardsoup.models.config import ModelConfig
 from rewardsoup.scoring.config import ScoringConfig
 
 SPLITS = ("train", "val", "test")
-
-
-def model_folder(path: Any) -> str | None:
-    """A `models` value must be a folder holding a model's config.json (checked before any run folder)."""
-    return None if (Path(str(path)) / "config.json").is_file() else "not a model folder (no config.json there)"
 
 
 @dataclass
@@ -52,8 +46,9 @@ class EvaluateJobConfig:
     batch_size: int = checked(check=at_least_one)
     bootstrap: int = checked(check=not_negative)  # 0: no intervals
     # name -> folder; {} = every member and soup found. Open to new names: models={x: /path} or models.x=/path
+    # (struct off); typed as the field, so `models=abc` or `models=null` is refused as the schema says
     models: Dict[str, str] = checked(each=model_folder, factory=lambda: DictConfig(
-        {}, key_type=str, element_type=str, flags={"struct": False}))
+        {}, key_type=str, element_type=str, ref_type=Dict[str, str], is_optional=False, flags={"struct": False}))
     runs: List[str] = field(default_factory=list)  # models that are runs outside the soup (seed runs): kind `run`
     averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)

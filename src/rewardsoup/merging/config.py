@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import checked, finite, one_of, store, within
+from rewardsoup.core.config import checked, finite, folder_name, folder_path, one_of, store, within
 from rewardsoup.merging.on_disk import DTYPES  # the dtypes mergekit writes a soup in
 
 
@@ -27,8 +27,9 @@ class MergeConfig:
     weights: Dict[str, float] = checked(factory=dict, each=finite)
     dtype: str = checked("float32", check=one_of(*DTYPES))  # fp32: a soup scores like its in-memory trial
     seed: Optional[int] = None  # mergekit random_seed: only DARE draws randomly
-    name: str = "${merge.method}"  # soup folder name under paths.soups
-    output_dir: str = "${paths.soups}/${merge.name}"  # where a single run writes the soup
+    name: str = checked("${merge.method}", check=folder_name)  # soup folder name under paths.soups
+    # where a single run writes the soup (atomically: '' or '..' would replace the launch folder or a parent)
+    output_dir: str = checked("${paths.soups}/${merge.name}", check=folder_path)
 
 
 @dataclass

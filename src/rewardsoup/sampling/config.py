@@ -7,8 +7,8 @@ from typing import Any, Dict, Optional
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, one_of, positive, store,
-                                    within)
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, existing_file, model_folder,
+                                    one_of, positive, store, within)
 from rewardsoup.data.render import STYLES
 from rewardsoup.models.config import ModelConfig
 from rewardsoup.scoring.config import ScoringConfig
@@ -35,11 +35,11 @@ class SampleJobConfig:
     model: ModelConfig = MISSING
     logger: LoggerConfig = MISSING
     generator: str = MISSING
-    reward_model: str = MISSING
+    reward_model: str = checked(check=model_folder)  # a soup or member folder: checked before the generator loads
     mode: str = checked(check=one_of(*MODES))
-    prompts: Optional[str] = None
+    prompts: Optional[str] = checked(None, check=existing_file)  # jsonl of prompts; null: prompt or candidates
     prompt: Optional[Any] = None  # one string, or a list of them
-    candidates: Optional[str] = None
+    candidates: Optional[str] = checked(None, check=existing_file)  # jsonl of replies to rerank; null: generate
     n: int = checked(check=at_least_one)
     seed: int = MISSING
     output: Optional[str] = None

@@ -11,7 +11,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import LoggerConfig, PathsConfig, at_least_one, checked, finite, not_negative, one_of, store, within
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, finite, folder_name, folder_path,
+                                    model_folder, not_negative, one_of, store, within)
 from rewardsoup.data.config import DataConfig
 from rewardsoup.merging.config import MergeConfig
 from rewardsoup.models.config import ModelConfig
@@ -35,8 +36,8 @@ class SweepObjectiveConfig:
 
 @dataclass
 class SweepConfig:
-    name: str = MISSING
-    dir: str = MISSING
+    name: str = checked(check=folder_name)  # the sweep's folder under paths.root/sweeps and its Optuna study
+    dir: str = checked(check=folder_path)  # ledger, sweep.json, plots: '' would put them in the launch folder
     objective: SweepObjectiveConfig = field(default_factory=SweepObjectiveConfig)
 
 
@@ -50,11 +51,12 @@ class TrialConfig:
 
 @dataclass
 class PickConfig:
-    name: str = MISSING
+    name: str = checked(check=folder_name)  # the picked soup's folder under paths.soups ('' would replace paths.soups)
     bootstrap: int = checked(check=not_negative)
     push_to_hub: Optional[str] = None  # a hub repo id to upload the picked soup folder to; null: no upload
     seed_ties: MergeConfig = MISSING  # the seed's soup, tested beside the picked one
-    alternatives: Dict[str, str] = field(default_factory=dict)  # name -> folder: models tested beside the soup
+    # name -> folder: models tested beside the soup (a missing one would fail after the soup is exported)
+    alternatives: Dict[str, str] = checked(factory=dict, each=model_folder)
     averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)
 
 
@@ -70,7 +72,8 @@ class MergeJobConfig:
     paths: PathsConfig = MISSING
     scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
-    members: Dict[str, str] = field(default_factory=dict)  # member name -> folder (conf/members)
+    # member name -> folder (conf/members): a missing folder stops the job before any merge or sweep trial
+    members: Dict[str, str] = checked(factory=dict, each=model_folder)
     merge: MergeConfig = MISSING
     datasets: Dict[str, DataConfig] = field(default_factory=dict)  # the eval sets (conf/datasets)
     search: Dict[str, Any] = field(default_factory=dict)  # search=none's package; optuna writes elsewhere

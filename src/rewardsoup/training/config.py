@@ -11,8 +11,8 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, not_negative, one_of,
-                                    positive, store, within)
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, folder_name, folder_path,
+                                    not_negative, one_of, positive, store, within)
 from rewardsoup.data.config import MIX, DataConfig
 from rewardsoup.models.config import ModelConfig
 
@@ -63,8 +63,8 @@ class TrainConfig:
     resume: bool = MISSING
     save_steps: int = checked(check=at_least_one)
     logging_steps: int = checked(check=at_least_one)
-    member_name: str = MISSING
-    output_dir: str = MISSING
+    member_name: str = checked(check=folder_name)  # the member's folder under paths.members ('' = paths.members)
+    output_dir: str = checked(check=folder_path)  # written by an atomic rename that replaces what is there
     base_only: bool = MISSING
 
     @staticmethod
