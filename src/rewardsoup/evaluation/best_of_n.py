@@ -90,7 +90,7 @@ _BON_GROUPS: dict[str, tuple] = {}
 
 def dataset_best_of_n(model, tokenizer_dir: str | Path, data_cfg, split: str, max_length: int,
                       batch_size: int = 32, min_candidates: int = 2, bootstrap: int = 1000,
-                      share_prefix: bool = False) -> dict[str, float]:
+                      share_prefix: bool = False, truncation: str = "independent") -> dict[str, float]:
     """best_of_n_accuracy of `model` on one pairwise split (groups built once per process and dataset)."""
     from transformers import AutoTokenizer
 
@@ -103,4 +103,5 @@ def dataset_best_of_n(model, tokenizer_dir: str | Path, data_cfg, split: str, ma
     tokenizer, groups = _BON_GROUPS[key]
     index = group_sizes([g.n for g in groups])  # a group's candidates share its prompt
     return best_of_n_accuracy(groups, lambda texts: score_text_groups(model, tokenizer, texts, index, max_length,
-                                                                      batch_size, share_prefix), bootstrap)
+                                                                      batch_size, share_prefix, truncation),
+                              bootstrap)

@@ -16,13 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rewardsoup.data.config import MIX
 from rewardsoup.evaluation import tables
 from rewardsoup.models.base import MEMBER_META, check_reward_model
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.evalsets import load_evalset
 from rewardsoup.evaluation.comparisons import compare, verdicts
 from rewardsoup.scoring.metrics import Scored, ensemble, metrics, score_evalsets
@@ -78,7 +79,8 @@ def _reference_length(cfg: DictConfig, datasets: list[str], scored_sets: list, t
     """The length heuristic's Scored per dataset, its direction chosen on each val split."""
     out, notes = {}, []
     for ds, es in zip(datasets, scored_sets):
-        val = load_evalset(ds, cfg.datasets[ds], "val", tokenizer_dir, max_length, cfg.paths.cache)
+        val = load_evalset(ds, cfg.datasets[ds], "val", tokenizer_dir, max_length, cfg.paths.cache,
+                           scoring.truncation(cfg))
         out[ds], info = length_reference(es, val)
         notes.append(f"length on {ds}: {info['rule']} (chosen on {info['chosen_on']})")
     return out, notes
@@ -88,11 +90,12 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     """Score every model, the baselines and the reference rows on `cfg.split`; write and print the table."""
     models = discover_models(cfg)
     split, max_length, bs = str(cfg.split), int(cfg.max_length), int(cfg.batch_size)
-    boot, share = int(cfg.bootstrap), bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False))
+    boot, share, cut = int(cfg.bootstrap), scoring.share_prefix(cfg), scoring.truncation(cfg)
     datasets = list(cfg.datasets.keys())
     kinds = {name: kind for name, (kind, _) in models.items()}
     tokenizer_dir = next(iter(models.values()))[1]
-    evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache) for ds in datasets]
+    evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache, cut)
+                for ds in datasets]
     scored: dict[str, dict[str, Scored]] = {}
     bon = cfg.get("best_of_n") or {}
     bon_results: dict[str, dict[str, dict]] = {}
@@ -101,7 +104,7 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
         scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs, share)))
         if bon.get("enabled", False):  # best-of-n accuracy on pairwise sets (sampling.py)
             bon_results[name] = {ds: dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length, bs,
-                                                       int(bon.get("min_candidates", 2)), boot, share)
+                                                       int(bon.get("min_candidates", 2)), boot, share, cut)
                                  for ds, es in zip(datasets, evalsets) if es.schema == "pairwise"}
         print(f"[rewardsoup] scored {name} ({kinds[name]})", flush=True)
 

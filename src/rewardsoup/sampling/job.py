@@ -9,7 +9,8 @@ given replies without generating). Per prompt:
    `num_return_sequences=n`, seeded with `transformers.set_seed`;
 2. scoring (`score_candidates`): each candidate is rendered for the reward model exactly like training data,
    `render_conversation(messages + [reply])` (Chai "Name: text" lines when messages carry names), and scored
-   through `rewardsoup.scoring.rewards.score_texts` (left truncation to `max_length`);
+   through `rewardsoup.scoring.rewards.score_texts` (left truncation to `max_length`: each candidate on its
+   own, or all of a prompt's candidates by one common cut with `scoring.truncation=joint`);
 3. output: a jsonl (atomic) with, per prompt, every candidate and its reward and the argmax as `chosen`;
    `mode=preferences` writes best/worst as canonical pairwise rows (`prompt`, `chosen`, `rejected`,
    `margin`) that `train.py data=local_pairs data.source=FILE objective=pairwise` reads.
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.errors import ConfigError
@@ -34,12 +34,14 @@ from rewardsoup.data.render import render_prompt_and_reply
 from rewardsoup.models.loading import load_scorer
 from rewardsoup.sampling.generation import generate_replies, load_generator
 from rewardsoup.sampling.prompts import PromptItem, cli_prompts, read_candidates, read_prompts
+from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.prefix import group_sizes, score_text_groups
 
 
 def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Sequence[Sequence[str]],
                      style: str, max_length: int, batch_size: int,
-                     share_prefix: bool = False) -> list[tuple[list[tuple[str, str]], np.ndarray]]:
+                     share_prefix: bool = False,
+                     truncation: str = "independent") -> list[tuple[list[tuple[str, str]], np.ndarray]]:
     """Per prompt: the (prompt_text, reply_text) split of each rendered candidate and its reward.
 
     `prompt_text + reply_text == render_conversation(messages + [reply])`, the text that is scored.
@@ -47,7 +49,8 @@ def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Seq
     split = [[render_prompt_and_reply(item.messages, item.reply(r), style, tokenizer) for r in reps]
              for item, reps in zip(items, replies)]
     rewards = score_text_groups(model, tokenizer, [p + r for parts in split for p, r in parts],
-                                group_sizes([len(parts) for parts in split]), max_length, batch_size, share_prefix)
+                                group_sizes([len(parts) for parts in split]), max_length, batch_size, share_prefix,
+                                truncation)
     ends = np.cumsum([len(parts) for parts in split])
     return [(parts, rewards[end - len(parts):end]) for parts, end in zip(split, ends)]
 
@@ -129,7 +132,7 @@ def sample_job(cfg) -> dict[str, Any]:
             replies = [it.candidates for it in chunk] if rerank else generate_replies(gen, chunk, n, gen_cfg)
             scored = score_candidates(model, tokenizer, chunk, replies, str(cfg.render_style),
                                       int(cfg.max_length), int(cfg.score_batch_size),
-                                      bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False)))
+                                      scoring.share_prefix(cfg), scoring.truncation(cfg))
             for i, (item, reps, (parts, rewards)) in enumerate(zip(chunk, replies, scored)):
                 row = best_row(item, reps, parts, rewards)
                 rows.append(row)

@@ -2,8 +2,8 @@
 
 A split is tokenized once (left-truncated, `rewardsoup.scoring.rewards.tokenize`) and stored under
 `paths.cache/evalsets/<key>.json`, where the key hashes the tokenizer's files, the resolved data config,
-the split and max_length — change any of them and a new entry is made. Sweeps in one process also keep
-the sets in memory.
+the split, max_length and the truncation mode (conf/scoring `truncation`) — change any of them and a new
+entry is made, so independent and joint entries never mix. Sweeps in one process also keep the sets in memory.
 """
 
 from __future__ import annotations
@@ -33,24 +33,27 @@ def tokenizer_fingerprint(tokenizer_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(tokenizer_dir: str | Path, data_cfg: Mapping, split: str, max_length: int) -> str:
-    blob = json.dumps([tokenizer_fingerprint(tokenizer_dir), plain(data_cfg), split, int(max_length)],
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+def cache_key(tokenizer_dir: str | Path, data_cfg: Mapping, split: str, max_length: int,
+              truncation: str = "independent") -> str:
+    parts = [tokenizer_fingerprint(tokenizer_dir), plain(data_cfg), split, int(max_length)]
+    if truncation != "independent":  # independent keys stay as they were, so existing cache entries still count
+        parts.append(truncation)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def build_evalset(name: str, data_cfg: Mapping, split: str, tokenizer, max_length: int) -> EvalSet:
+def build_evalset(name: str, data_cfg: Mapping, split: str, tokenizer, max_length: int,
+                  truncation: str = "independent") -> EvalSet:
     splits = load_splits(data_cfg, tokenizer)
-    return evalset_from_split(name, splits.schema, getattr(splits, split), tokenizer, max_length)
+    return evalset_from_split(name, splits.schema, getattr(splits, split), tokenizer, max_length, truncation)
 
 
 def load_evalset(name: str, data_cfg: Mapping, split: str, tokenizer_dir: str | Path, max_length: int,
-                 cache_dir: str | Path | None) -> EvalSet:
+                 cache_dir: str | Path | None, truncation: str = "independent") -> EvalSet:
     """The tokenized `split` of `data_cfg`, from memory, the disk cache, or built (and cached)."""
     if split not in ("train", "val", "test"):
 
         raise ConfigError(f"split='{split}' is not one of train, val, test")
-    key = cache_key(tokenizer_dir, data_cfg, split, max_length)
+    key = cache_key(tokenizer_dir, data_cfg, split, max_length, truncation)
     if key in _MEMORY:
         return _MEMORY[key]
     path = Path(cache_dir) / "evalsets" / f"{key}.json" if cache_dir else None
@@ -58,13 +61,16 @@ def load_evalset(name: str, data_cfg: Mapping, split: str, tokenizer_dir: str | 
         raw = json.loads(path.read_text())
         labels = None if raw["labels"] is None else np.asarray(raw["labels"], dtype=np.int64)
         sizes = None if raw.get("sizes") is None else np.asarray(raw["sizes"], dtype=np.int64)
-        es = EvalSet(name, raw["schema"], raw["ids"], labels, raw["truncated"], sizes, raw.get("subsets"))
+        es = EvalSet(name, raw["schema"], raw["ids"], labels, raw["truncated"], sizes, raw.get("subsets"),
+                     raw.get("joint", 0), raw.get("fallback", 0))
     else:
         from transformers import AutoTokenizer
 
-        es = build_evalset(name, data_cfg, split, AutoTokenizer.from_pretrained(str(tokenizer_dir)), max_length)
+        es = build_evalset(name, data_cfg, split, AutoTokenizer.from_pretrained(str(tokenizer_dir)), max_length,
+                           truncation)
         if path is not None:
             atomic_write_text(path, json.dumps({"schema": es.schema, "ids": es.ids, "truncated": es.truncated,
+                                                "joint": es.joint, "fallback": es.fallback,
                                                 "labels": None if es.labels is None else es.labels.tolist(),
                                                 "sizes": None if es.sizes is None else es.sizes.tolist(),
                                                 "subsets": es.subsets}))

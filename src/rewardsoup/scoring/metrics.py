@@ -41,6 +41,8 @@ class EvalSet:
     truncated: int = 0
     sizes: np.ndarray | None = None  # multi: candidates per row
     subsets: list[str | None] | None = field(default=None)  # multi: subset name per row
+    joint: int = 0  # rows whose texts took one common left cut (truncation=joint)
+    fallback: int = 0  # rows a joint cut could not fit (a reply alone longer than max_length): cut independently
 
     @property
     def n(self) -> int:
@@ -149,7 +151,8 @@ def take_rows(evalset: EvalSet, rows: np.ndarray) -> EvalSet:
     labels = None if evalset.labels is None else evalset.labels[rows]
     sizes = None if evalset.sizes is None else evalset.sizes[rows]
     subsets = None if evalset.subsets is None else [evalset.subsets[i] for i in rows]
-    return EvalSet(evalset.name, evalset.schema, ids, labels, evalset.truncated, sizes, subsets)
+    return EvalSet(evalset.name, evalset.schema, ids, labels, evalset.truncated, sizes, subsets, evalset.joint,
+                   evalset.fallback)
 
 
 def score_evalset(model, evalset: EvalSet, pad_id: int, batch_size: int = 32) -> Scored:
@@ -186,19 +189,23 @@ def ensemble(scored: list[Scored]) -> Scored:
     return Scored(scored[0].evalset, np.mean([s.rewards for s in scored], axis=0))
 
 
-def evalset_from_split(name: str, schema: str, ds: Dataset, tokenizer, max_length: int) -> EvalSet:
-    """Tokenize a canonical split once (left-truncated): chosen texts then rejected texts for pairs, each
-    row's candidates in turn (chosen first) for multi sets."""
+def evalset_from_split(name: str, schema: str, ds: Dataset, tokenizer, max_length: int,
+                       truncation: str = "independent") -> EvalSet:
+    """Tokenize a canonical split once (left-truncated; `truncation="joint"` cuts a row's texts by one common
+    amount, `scoring.truncation`): chosen texts then rejected texts for pairs, each row's candidates in turn
+    (chosen first) for multi sets."""
     if schema == "pairwise":
         texts = [pair_texts(row) for row in ds]
-        tok = tokenize(tokenizer, [c for c, _ in texts] + [r for _, r in texts], max_length)
-        return EvalSet(name, "pairwise", tok.ids, None, tok.truncated)
+        groups = [(i, i + len(texts)) for i in range(len(texts))]
+        tok = tokenize(tokenizer, [c for c, _ in texts] + [r for _, r in texts], max_length, groups, truncation)
+        return EvalSet(name, "pairwise", tok.ids, None, tok.truncated, joint=tok.joint, fallback=tok.fallback)
     if schema == "multi":
         rows = [multi_texts(row) for row in ds]
-        tok = tokenize(tokenizer, [t for texts in rows for t in texts], max_length)
-        return EvalSet(name, "multi", tok.ids, None, tok.truncated, np.array([len(t) for t in rows], dtype=np.int64),
-                       list(ds["subset"]) if len(ds) else [])
-    tok = tokenize(tokenizer, ds["text"], max_length)
+        sizes = np.array([len(t) for t in rows], dtype=np.int64)
+        tok = tokenize(tokenizer, [t for texts in rows for t in texts], max_length, group_sizes(sizes), truncation)
+        return EvalSet(name, "multi", tok.ids, None, tok.truncated, sizes, list(ds["subset"]) if len(ds) else [],
+                       tok.joint, tok.fallback)
+    tok = tokenize(tokenizer, ds["text"], max_length)  # a binary row is one text: nothing to cut jointly
     return EvalSet(name, "binary", tok.ids, np.asarray(ds["label"], dtype=np.int64), tok.truncated)
 
 

@@ -12,8 +12,9 @@ Batching pads little: groups are taken in windows by prefix length; prefixes run
 length, then the window's continuations in batches of similar length, each from its own prefix's keys and
 values, right-padded to the batch's longest prefix (pad slots are masked out of the attention; where a
 cached slot sits does not matter, only its position id and the mask). Continuations are right-padded.
-Groups whose common prefix is shorter than `min_prefix` tokens (no prompt, or left truncation cut the
-texts differently) are scored by the full-text path (`rewards.score_ids`) and counted in `fallback`.
+Groups whose common prefix is shorter than `min_prefix` tokens (no prompt, or independent left truncation
+cut the texts differently; joint truncation, conf/scoring `truncation`, keeps a long group's common prefix
+unless a reply alone fills `max_length`) are scored by the full-text path (`rewards.score_ids`) and counted in `fallback`.
 Only decoder-only classifiers whose backbone takes a cache (`SUPPORTED`) share; for any other model the
 whole call is the full-text path and `PrefixStats.note` says why.
 """
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from rewardsoup.scoring.rewards import pad_batch, score_ids, score_texts, tokenize
+from rewardsoup.scoring.rewards import pad_batch, score_ids, tokenize
+from rewardsoup.scoring.truncation import common_prefix
 
 SUPPORTED = ("LlamaForSequenceClassification", "GPT2ForSequenceClassification")
 MIN_PREFIX = 16  # tokens: below this, one shared pass saves less than the extra cache copies cost
@@ -67,15 +69,6 @@ def read_index(seq: Sequence[int], pad_id: int | None) -> int:
         if seq[i] != pad_id:
             return i
     return 0
-
-
-def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    """Length of the longest common prefix of `seqs`."""
-    first, n = seqs[0], min(len(s) for s in seqs)
-    for k in range(n):
-        if any(s[k] != first[k] for s in seqs[1:]):
-            return k
-    return n
 
 
 def plan_groups(unique: Sequence[tuple], groups: Sequence[Sequence[int]], pad_id: int | None,
@@ -204,10 +197,13 @@ def group_sizes(sizes: Sequence[int]) -> list[range]:
 
 
 def score_text_groups(model, tokenizer, texts: Sequence[str], groups: Sequence[Sequence[int]], max_length: int,
-                      batch_size: int = 32, share_prefix: bool = True) -> np.ndarray:
-    """Rewards for rendered texts (`rewards.score_texts`), texts of one group sharing their common prefix's
-    pass when `share_prefix` (tokenized exactly as the full-text path: left truncation, `max_length`)."""
-    if not share_prefix or not len(texts):
-        return score_texts(model, tokenizer, texts, max_length, batch_size)
-    ids = tokenize(tokenizer, texts, max_length).ids
+                      batch_size: int = 32, share_prefix: bool = True, truncation: str = "independent") -> np.ndarray:
+    """Rewards for rendered texts (`rewards.score_texts`), left-truncated to `max_length` (`truncation`:
+    each text on its own, or each group by one common cut), texts of one group sharing their common prefix's
+    pass when `share_prefix`."""
+    if not len(texts):
+        return np.empty(0)
+    ids = tokenize(tokenizer, texts, max_length, groups, truncation).ids
+    if not share_prefix:
+        return score_ids(model, ids, tokenizer.pad_token_id, batch_size)
     return score_groups(model, ids, groups, tokenizer.pad_token_id, batch_size)[0]

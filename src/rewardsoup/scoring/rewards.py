@@ -4,39 +4,33 @@ Training's validation, evaluate.py, sweeps, best-of-N and `scalar_score` all cal
 reward means the same thing everywhere. Texts are already rendered (`rewardsoup.data.render`).
 
 Left truncation: when a text is longer than `max_length` tokens its BEGINNING is cut, because the final
-reply is what is judged. Nothing is ever dropped; `Tokenized.truncated` counts what was cut.
+reply is what is judged. Nothing is ever dropped; `Tokenized.truncated` counts what was cut. Each text is cut
+on its own (`independent`, the default) or, for texts that share a prompt, by one common cut (`joint`,
+conf/scoring `truncation`; see `rewardsoup.scoring.truncation`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from rewardsoup.models.loading import load_scorer
+from rewardsoup.scoring.truncation import Tokenized, truncate
 
 
-@dataclass
-class Tokenized:
-    ids: list[list[int]]
-    truncated: int  # how many texts lost their beginning
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokenized:
-    """Token ids per text, keeping the LAST `max_length` tokens (no special tokens added)."""
+def tokenize(tokenizer, texts: Sequence[str], max_length: int, groups: Sequence[Sequence[int]] = (),
+             truncation: str = "independent") -> Tokenized:
+    """Token ids per text (no special tokens added), left-truncated to `max_length`: each text keeping its
+    LAST `max_length` tokens, or under `truncation="joint"` each group of indices into `texts` (texts that
+    share a prompt) cut by one common amount (`scoring.truncation.truncate`)."""
     if max_length < 1:
         raise ValueError(f"max_length must be >= 1, got {max_length}")
     if not len(texts):  # an empty split (e.g. val of an evaluation-only set): fast tokenizers fail on []
-        return Tokenized(ids=[], truncated=0)
+        return truncate([], max_length, (), truncation)
     full = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    ids = [seq[-max_length:] for seq in full]
-    truncated = sum(len(seq) > max_length for seq in full)
-    return Tokenized(ids=ids, truncated=truncated)
+    return truncate(full, max_length, groups, truncation)
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -43,6 +43,7 @@ from rewardsoup.merging.methods import method_spec
 from rewardsoup.merging.soup import merge_request
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.scoring import stats
+from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.evalsets import cache_key, load_evalset
 from rewardsoup.scoring.metrics import EvalSet, binary_credit, pair_credit, row_credit, score_evalsets
 from rewardsoup.sweep.objective import dataset_score, objective_value
@@ -69,8 +70,8 @@ def settings(cfg: DictConfig) -> DictConfig:
 def val_evalsets(cfg: DictConfig, base: str) -> dict[str, EvalSet]:
     """The tokenized val sets a sweep trial scores (`sweep.trials.score_request`): same split, truncation, cache."""
     t = cfg.trial
-    out = {name: load_evalset(name, cfg.datasets[name], "val", base, int(t.max_length), cfg.paths.cache)
-           for name in cfg.datasets}
+    out = {name: load_evalset(name, cfg.datasets[name], "val", base, int(t.max_length), cfg.paths.cache,
+                              scoring.truncation(cfg)) for name in cfg.datasets}
     empty = [name for name, es in out.items() if es.n == 0]
     if empty:
         raise ConfigError(f"datasets.{empty[0]}: its val split is empty; the proxy (like a trial) needs val rows")
@@ -85,8 +86,8 @@ def _stamp(folder: str) -> list:
 def rewards_path(cfg: DictConfig, request: Mapping[str, Any]) -> Path:
     """The member-rewards cache file: keyed by the members' files and the val sets' evalset cache keys."""
     blob = {"members": {n: [str(Path(p).resolve()), _stamp(p)] for n, p in sorted(request["members"].items())},
-            "evalsets": {n: cache_key(request["base"], cfg.datasets[n], "val", int(cfg.trial.max_length))
-                         for n in cfg.datasets}}
+            "evalsets": {n: cache_key(request["base"], cfg.datasets[n], "val", int(cfg.trial.max_length),
+                                      scoring.truncation(cfg)) for n in cfg.datasets}}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(cfg.sweep.dir) / "proxy" / f"rewards-{key}.json"
 
@@ -104,7 +105,7 @@ def member_rewards(cfg: DictConfig, request: Mapping[str, Any], evalsets: Mappin
     for name in names:
         model = load_reward_model(request["members"][name])
         scored = score_evalsets(model, sets, model.config.pad_token_id, int(cfg.trial.batch_size),
-                                bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False)))
+                                scoring.share_prefix(cfg))
         per_member.append([s.rewards for s in scored])
         del model
     out = {ds: np.stack([m[i] for m in per_member]) for i, ds in enumerate(evalsets)}

@@ -14,10 +14,11 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
+from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.evalsets import load_evalset
 from rewardsoup.scoring.metrics import EvalSet, Scored, metrics, score_evalsets, take_rows, text_index
 from rewardsoup.sweep.objective import dataset_score, objective_value
@@ -63,9 +64,9 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any], report: Reporter 
     merge_s = time.perf_counter() - start
     t = cfg.trial
     names = list(cfg.datasets)
-    evalsets = [load_evalset(name, cfg.datasets[name], "val", request["base"], int(t.max_length), cfg.paths.cache)
-                for name in names]
-    objective, share = plain(cfg.sweep.objective), bool(OmegaConf.select(cfg, "scoring.share_prefix", default=False))
+    evalsets = [load_evalset(name, cfg.datasets[name], "val", request["base"], int(t.max_length), cfg.paths.cache,
+                             scoring.truncation(cfg)) for name in names]
+    objective, share = plain(cfg.sweep.objective), scoring.share_prefix(cfg)
     if report is None:
         scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size), share)
         state, texts, steps = "complete", sum(len(es.ids) for es in evalsets), []
