@@ -2,8 +2,8 @@
 
 - `mergekit_config(...)`: the mergekit YAML dict (models sorted by member name, every parameter explicit);
 - `preflight(...)`: the request (`methods.resolve`) and the checkpoints on disk (`checks`), before mergekit;
-- `merge_to_disk(cfg, out_dir)`: in-process `run_merge` into a temporary sibling, `SOUP_CONFIG` written
-  beside the weights, renamed into place.
+- `merge_to_disk(cfg, out_dir)`: in-process `run_merge` into a temporary sibling, `SOUP_CONFIG` (and the
+  model card) written beside the weights, renamed into place.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -85,8 +85,9 @@ def preflight(method: str, base: str | None, members: Mapping[str, str], weights
 
 def merge_to_disk(config_dict: Mapping[str, Any], out_dir: str | os.PathLike, *, cuda: bool = False,
                   lazy_unpickle: bool = False, copy_tokenizer: bool = True, overwrite: bool = False,
-                  seed: int | None = None) -> Path:
-    """Run mergekit in-process into a temporary sibling of `out_dir`, add `SOUP_CONFIG`, rename.
+                  seed: int | None = None, finish: Callable[[Path], Any] | None = None) -> Path:
+    """Run mergekit in-process into a temporary sibling of `out_dir`, add `SOUP_CONFIG`, `finish(tmp)` (more
+    files, e.g. the model card), rename.
 
     Nothing is left behind on failure. `seed` is mergekit's `random_seed` (DARE's draws).
     """
@@ -110,6 +111,8 @@ def merge_to_disk(config_dict: Mapping[str, Any], out_dir: str | os.PathLike, *,
         except Exception as e:
             raise ModelError(f"mergekit {config.get('merge_method')} merge into {out} failed: {e}") from e
         (tmp / SOUP_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        if finish is not None:
+            finish(tmp)
     return out
 
 

@@ -9,7 +9,7 @@ beside it (`mergekit-yaml outputs/soups/NAME/mergekit_config.yml OUT` reproduces
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig
 
@@ -50,11 +50,16 @@ def checked_config(r: dict[str, Any]) -> dict[str, Any]:
                            r.get("dtype", "float32"))
 
 
+def _card(r: dict[str, Any], out: Path) -> Callable[[Path], Path]:
+    """The README.md model card of `out`, written into the soup's temporary folder before its rename: a soup
+    folder under its final name always has its card."""
+    return lambda tmp: write_soup_card(tmp, r, name=out.name, load_from=str(out))
+
+
 def export(r: dict[str, Any], out: Path) -> Path:
-    """Request `r` merged by mergekit into `out` (atomic, YAML beside it)."""
-    folder = merge_to_disk(checked_config(r), out, overwrite=True, seed=r.get("seed"))
-    write_soup_card(folder, r)  # README.md model card; the pick rewrites it with the test table
-    return folder
+    """Request `r` merged by mergekit into `out` (atomic, YAML and model card beside it; the pick rewrites the
+    card with the test table)."""
+    return merge_to_disk(checked_config(r), out, overwrite=True, seed=r.get("seed"), finish=_card(r, out))
 
 
 def merge_soup(cfg: DictConfig) -> str:
@@ -63,8 +68,7 @@ def merge_soup(cfg: DictConfig) -> str:
     config = checked_config(r)  # before the W&B run opens: bad input leaves nothing behind
     out = Path(cfg.merge.output_dir)
     with start_run(cfg, job_type="merge", name=out.name) as tracker:
-        merge_to_disk(config, out, overwrite=True, seed=r["seed"])
-        write_soup_card(out, r)  # README.md model card (no test table: evaluate.py measures it)
+        merge_to_disk(config, out, overwrite=True, seed=r["seed"], finish=_card(r, out))  # card: no test table
         tracker.summary({"soup": str(out), **{f"weight/{k}": v for k, v in (r["weights"] or {}).items()}})
     print(f"[rewardsoup] soup '{out.name}' ({r['method']}, members {', '.join(r['members'])}) -> {out}", flush=True)
     return str(out)

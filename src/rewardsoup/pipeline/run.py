@@ -27,13 +27,12 @@ from omegaconf import DictConfig
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
-from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.models.base import BASE_META, build_base
 from rewardsoup.pipeline.overrides import route
 from rewardsoup.pipeline.recipes import CONF, Member, Recipe, compose_cfg, load_recipe, member_overrides, recipe_names
 from rewardsoup.pipeline.report import write_real_report
 from rewardsoup.sweep import ledger
-from rewardsoup.sweep.pick import pick_best
+from rewardsoup.sweep.pick import PICK_DONE, pick_best
 from rewardsoup.sweep.summary import PICK_FILE
 from rewardsoup.training.member import MEMBER_META, train_member
 
@@ -133,7 +132,7 @@ def _sweep_and_pick(merge_args: list[str], walls: dict, pick_args: list[str]) ->
     picked = Path(pcfg.paths.soups) / str(pcfg.pick.name)
     report = Path(pcfg.paths.reports) / "evaluate-test" / "table.md"
     _stage("4/5 pick the best trial, export it with mergekit, test it beside members and baselines",
-           report if (picked / SOUP_CONFIG).exists() else None, lambda: pick_best(pcfg), walls)
+           picked / PICK_DONE, lambda: pick_best(pcfg), walls)
     return scfg, picked, report
 
 

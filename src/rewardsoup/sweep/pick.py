@@ -9,7 +9,9 @@
    heuristic), with bootstrap intervals, paired differences against the specialists, the recipe's 2-point
    bar and every comparison's verdict;
 5. plots and the W&B summary run (`sweep.summary`): objective against each weight and density; the
-   per-dataset trade-off with the Pareto front, the members, the pick and the floors.
+   per-dataset trade-off with the Pareto front, the members, the pick and the floors;
+6. `PICK_DONE` in the soup's folder, last: what the pipeline checks to skip the pick (a pick killed after the
+   export, or after the test table but before the card, is done again).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rewardsoup.core.atomic import atomic_write_json
 from rewardsoup.sweep import ledger
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
@@ -27,6 +30,8 @@ from rewardsoup.merging.soup import export
 from rewardsoup.evaluation.job import evaluate_models, model_kind
 from rewardsoup.models.cards import check_upload, push_folder, write_soup_card
 from rewardsoup.sweep.summary import choose, summarize
+
+PICK_DONE = "rewardsoup_pick.json"  # written last in the picked soup's folder: the pick (test table, card) is done
 
 
 def best_row(rows: list[dict], objective: Mapping[str, Any] | None = None,
@@ -90,6 +95,9 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
                            "n_trials": len(rows), "note": outcome["note"]})
     if repo:
         print(f"[rewardsoup] pushed {picked} -> {push_folder(picked, str(repo))}", flush=True)
+    atomic_write_json(picked / PICK_DONE, {"sweep": str(sweep_dir), "trial": best["trial"], "source": best["source"],
+                                           "objective": best["objective"], "report": result["report"],
+                                           "pushed_to": str(repo) if repo else None})
     if outcome["note"]:
         print(f"[rewardsoup] WARNING: {outcome['note']}", flush=True)
     plots = outcome["plots"]

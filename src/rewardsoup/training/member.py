@@ -155,22 +155,29 @@ def _callbacks(evaluate, tracker):
     return Validate()
 
 
-def _complete(ckpt: Path) -> bool:
-    """The Trainer writes trainer_state.json last: a checkpoint without a readable one was cut short."""
+def _trainer_state(ckpt: Path) -> dict | None:
+    """The Trainer writes trainer_state.json last: a checkpoint without a readable one was cut short (None)."""
     try:
-        json.loads((ckpt / "trainer_state.json").read_text())
-        return True
+        return json.loads((ckpt / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return False
+        return None
 
 
-def _last_checkpoint(work_dir: Path, main: bool = True) -> str | None:
-    """The newest COMPLETE checkpoint; the main process removes ones a kill cut short so they are never resumed."""
+def _finished(state: dict, max_steps: int) -> bool:
+    """A checkpoint at this run's last step (train.max_steps, else the one its run planned): transformers resumed
+    from it takes one optimizer step more (it checks the limit after a step), so it is not resumed from."""
+    return int(state.get("global_step", 0)) >= (max_steps if max_steps > 0 else int(state.get("max_steps") or 0)) > 0
+
+
+def _last_checkpoint(work_dir: Path, max_steps: int, main: bool = True) -> str | None:
+    """The newest COMPLETE checkpoint short of the last step, so a rerun replays the end exactly; the main
+    process removes ones a kill cut short so they are never resumed."""
     ckpts = sorted((work_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     for ckpt in reversed(ckpts):
-        if _complete(ckpt):
+        state = _trainer_state(ckpt)
+        if state is not None and not _finished(state, max_steps):
             return str(ckpt)
-        if not main:
+        if state is not None or not main:
             continue
         print(f"[rewardsoup] {ckpt.name} is incomplete (interrupted while saving); removing it", flush=True)
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -235,7 +242,7 @@ def _work_dir(t: DictConfig, main: bool = True) -> tuple[Path, str | None]:
     main process removes anything; the other ranks run this after it (main_process_first) and only read."""
     final = Path(t.output_dir)
     work_dir = final.with_name(f".{final.name}.work")
-    resume_from = _last_checkpoint(work_dir, main) if t.resume else None
+    resume_from = _last_checkpoint(work_dir, int(t.max_steps), main) if t.resume else None
     if not main:
         return work_dir, resume_from
     if t.resume and resume_from is None:
