@@ -1,5 +1,6 @@
 """Sweeps through other Hydra launchers: an Optuna sweep as submitit jobs on this machine (tiny members)."""
 
+import pytest
 import re
 import subprocess
 import sys
@@ -15,6 +16,8 @@ def _merge(*args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+# slow: 43 s; the plain Optuna sweep and pick run in make test (test_search), this adds submitit's launcher
+@pytest.mark.slow
 def test_optuna_sweep_as_submitit_local_jobs_then_pick(merge_overrides, out_root):
     """Two trials as two submitit jobs (fresh processes, the job pickled by the launcher): each job gets its
     trial number through hydra.job.env_set, appends its ledger row and leaves its own log files."""

@@ -1,5 +1,6 @@
 """Interruptions and determinism: kill -9 mid-training then resume, kill -9 mid-merge, same seed twice."""
 
+import pytest
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ def _wait_for(predicate, proc, timeout=240.0, every=0.005):
     return False
 
 
+# slow: 20 s; test_kill_matrix kills training before its final rename in make test and checks the same bytes
+@pytest.mark.slow
 def test_kill_during_training_then_resume_completes(out_root, tiny_base_dir):
     args = [sys.executable, "train.py", "experiment=smoke", f"model.base_dir={tiny_base_dir}", "data=demo_thumbs",
             "train.max_steps=60", "train.save_steps=5", "train.batch_size=2"]

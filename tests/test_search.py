@@ -133,6 +133,8 @@ def test_grid_multirun_runs_one_trial_per_job(merge_overrides, out_root):
     assert len(ledger.read(out_root / "sweeps" / "grid")[1]) == 4
 
 
+# slow: 22 s; two workers on one study run in make test (test_sweep_workers), this adds joblib's launcher
+@pytest.mark.slow
 def test_parallel_launcher_shares_the_disk_cache_and_the_ledger(merge_overrides, out_root):
     cmd = [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", "sweep.name=par",
            "hydra/launcher=local_parallel", "merge.weights.thumbs=0.1,0.4,0.7,1.0"]

@@ -85,6 +85,8 @@ def test_pareto_search_marks_the_front_in_the_ledger_and_plots_it(merge_override
         assert t.values == pytest.approx([by_trial[t.number]["val"][d] for d in results["objectives"]])
 
 
+# slow: 34 s; test_kill_matrix kills the sweep at exact points in make test, this adds a pruner
+@pytest.mark.slow
 def test_pruned_sweep_survives_a_kill_and_never_redoes_a_trial(merge_overrides, out_root):
     name, n = "prune", 6
     cmd = _cmd(merge_overrides, "search=optuna", f"sweep.name={name}", f"hydra.sweeper.n_trials={n}",
