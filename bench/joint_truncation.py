@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from rewardsoup.core.atomic import atomic_write_text  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.data.schema import pair_texts  # noqa: E402
+from rewardsoup.evaluation.comparisons import verdict  # noqa: E402
 from rewardsoup.models.loading import load_scorer  # noqa: E402
 from rewardsoup.pipeline.run import compose_cfg  # noqa: E402
 from rewardsoup.scoring import stats  # noqa: E402
@@ -45,14 +46,6 @@ from rewardsoup.scoring.metrics import evalset_from_split, row_credit, score_eva
 PAIRS = ["shared_hh_helpful-pairwise:shared_hh_helpful", "shared_hh_harmless-pairwise:shared_hh_harmless",
          "multitask:shared_hh_helpful", "multitask:shared_hh_harmless"]  # member folder : data config
 SPLITS = ("val", "test")
-
-
-def verdict(d: dict) -> str:
-    if d["lo"] > 0:
-        return "better"
-    if d["hi"] < 0:
-        return "worse"
-    return f"cannot tell at n={d['n']}"
 
 
 def affected(tokenizer, ds, max_length: int) -> np.ndarray:

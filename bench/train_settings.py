@@ -9,8 +9,8 @@ variant with its own `train.max_length` is scored at that length (the same pairs
 `lengths.length_reference`: prefer the shorter or the longer side in tokens, whichever is better on val) are scored on the SAME test pairs through the project's one
 scoring path (`evalset_from_split` + `score_evalset`); per-row credit is 1 / 0.5 (tie) / 0, and each row is
 compared to `--baseline` (default `default`) with the paired bootstrap interval (`rewardsoup.scoring.stats.paired`),
-on val (where a setting is decided) and on test (reported): "helps" only when the whole 95% interval is above 0,
-"hurts" when it is below, otherwise "cannot tell at n=...".
+on val (where a setting is decided) and on test (reported): "better" only when the whole 95% interval is above 0,
+"worse" when it is below, otherwise "cannot tell at n=...".
 
     .venv/bin/python bench/train_settings.py [--member harmless] [--variants default,head_init=zero]
         [--baseline default] [--limit-train 64] [--root outputs/bench/train_settings] [--out table.md|.json]
@@ -39,6 +39,7 @@ from rewardsoup.core.atomic import atomic_write_json, atomic_write_text  # noqa:
 from rewardsoup.models.base import BASE_META, build_base  # noqa: E402
 from rewardsoup.data import load_splits  # noqa: E402
 from rewardsoup.scoring.metrics import evalset_from_split, row_credit, score_evalsets  # noqa: E402
+from rewardsoup.evaluation.comparisons import verdict  # noqa: E402
 from rewardsoup.evaluation.lengths import length_reference  # noqa: E402
 from rewardsoup.training.objectives import adapt_splits, get_objective  # noqa: E402
 from rewardsoup.pipeline.recipes import compose_cfg, load_recipe, member_overrides  # noqa: E402
@@ -106,14 +107,6 @@ def _score(model_dir: Path, evalsets, cache: Path | None) -> list[np.ndarray]:
 
 def _fmt_diff(d: dict) -> str:
     return f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
-
-
-def verdict(d: dict) -> str:
-    if d["lo"] > 0:
-        return "helps"
-    if d["hi"] < 0:
-        return "hurts"
-    return f"cannot tell at n={d['n']}"
 
 
 def _sets(splits, tokenizer, max_length: int, cache: dict) -> tuple:
@@ -245,7 +238,7 @@ def main() -> None:
     for line in lines:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
     print(f"'vs {a.baseline}' is paired: the same pairs, both models; a setting is decided on val, test is "
-          f"reported; 'helps'/'hurts' only when the whole 95% interval is above/below 0.")
+          f"reported; 'better'/'worse' only when the whole 95% interval is above/below 0.")
     result = _result(rows, a, splits, val, test)
     if a.out:
         _write(Path(a.out), result, header, lines)
