@@ -62,6 +62,8 @@ def _recomputed_val(cfg, member: Path) -> dict:
     return validation_metrics(model, es, tok.pad_token_id, int(cfg.train.eval_batch_size))
 
 
+# slow: 25 s; two torchrun processes on 2 cores (make test-slow)
+@pytest.mark.slow
 def test_two_processes_write_one_member_with_one_process_numbers(tmp_path, tiny_base_dir, compose_cfg):
     root, base = tmp_path / "two", tmp_path / "bases" / "tiny"  # a base not built yet: rank 0 builds it
     overrides = COMMON + [f"model.base_dir={base}", f"paths.root={root}", "train.batch_size=4"]

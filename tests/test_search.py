@@ -120,6 +120,8 @@ def test_pick_exports_the_best_trial_and_tests_it(sweep_cfg, out_root):
     assert json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())["split"] == "test"
 
 
+# slow: 32 s; multirun trials and their ledger run in make test through the Optuna sweep tests
+@pytest.mark.slow
 def test_grid_multirun_runs_one_trial_per_job(merge_overrides, out_root):
     cmd = [sys.executable, "merge.py", "-m", *merge_overrides, "trial.max_length=64", "sweep.name=grid",
            "merge.weights.thumbs=0.2,0.8", "merge.density=0.5,1.0"]

@@ -64,6 +64,8 @@ def test_a_floors_sweep_with_no_feasible_trial_completes_and_picks_by_the_fallba
     assert (out_root / "soups" / "best-nofloor" / "mergekit_config.yml").exists()
 
 
+# slow: 22 s; the front plot and the pick's floors run in make test (test_a_floors_sweep_with_no_feasible_trial...)
+@pytest.mark.slow
 def test_pareto_search_marks_the_front_in_the_ledger_and_plots_it(merge_overrides, out_root):
     _run(_cmd(merge_overrides, "search=optuna_pareto", "sweep.name=par", "hydra.sweeper.n_trials=5"))
     sweep = out_root / "sweeps" / "par"
