@@ -149,3 +149,26 @@ def test_unknown_choice_is_a_clear_error(out_root):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "nope" in out.stderr and "data" in out.stderr
+
+
+@pytest.mark.parametrize("preset", group_choices("merge"))
+def test_every_merge_preset_composes_into_a_valid_request(compose_cfg, preset):
+    """Each conf/merge preset, on the demo members, is a request mergekit's registry accepts, with every
+    parameter the preset sets reaching the request (nothing silently dropped)."""
+    from rewardsoup.merging.methods import resolve
+    from rewardsoup.merging.soup import merge_request
+
+    cfg = compose_cfg("merge", [f"merge={preset}", "logger=none"])  # typed by its schema; no members on disk
+    r = merge_request(cfg)
+    resolved = resolve(r["method"], r["members"], r["weights"], r["density"], r["params"])
+    own = {"defaults", "method", "use", "density", "seed", "weights", "dtype", "name", "output_dir"}  # MergeConfig's
+    set_here = set(OmegaConf.load(ROOT / "conf" / "merge" / f"{preset}.yaml")) - own
+    assert set_here <= set(r["params"]), f"{preset}: {sorted(set_here - set(r['params']))} never reach the merge"
+    assert len(resolved["names"]) >= resolved["spec"].min_members
+
+
+def test_every_wired_method_has_a_preset(compose_cfg):
+    from rewardsoup.merging.methods import SUPPORTED
+
+    methods = {compose_cfg("merge", [f"merge={p}"]).merge.method for p in group_choices("merge")}
+    assert set(SUPPORTED) - {"passthrough"} <= methods  # passthrough builds the base, it is no soup

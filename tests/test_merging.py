@@ -146,6 +146,44 @@ def test_delegated_methods_equal_run_merge(gpt2, tmp_path, method, params):
     assert max(float((written[k] - mem[k]).abs().max()) for k in written) <= 1e-6
 
 
+# The methods mergekit 0.1.5 registers beyond the presets above, each as `run_merge` writes it. Random ones
+# (dare_linear, della, della_linear) draw from torch's generator seeded like mergekit's `random_seed`.
+MORE = [  # method, members, weights?, density, params
+    ("dare_linear", NAMES, True, 0.5, None),
+    ("della", NAMES, True, 0.6, {"epsilon": 0.1}),
+    ("della_linear", NAMES, True, 0.6, None),
+    ("breadcrumbs", NAMES, True, 0.8, {"gamma": 0.05}),
+    ("breadcrumbs_ties", NAMES, True, 0.8, None),
+    ("sce", NAMES, False, None, {"select_topk": 0.5}),
+    ("karcher", NAMES, False, None, None),
+    ("nuslerp", NAMES[:2], True, None, None),
+    ("multislerp", NAMES, True, None, None),
+    ("nearswap", NAMES[:2], False, None, {"t": 0.001}),
+    ("arcee_fusion", NAMES[:2], False, None, {"base_member": "bravo"}),
+    ("ram", NAMES, False, None, None),
+    ("ramplus_tl", NAMES, False, None, None),
+]
+
+
+@pytest.mark.parametrize("method,names,weighted,density,params", MORE, ids=[c[0] for c in MORE])
+def test_every_mergekit_method_in_memory_equals_run_merge(gpt2, tmp_path, method, names, weighted, density, params):
+    members, base = _members(gpt2, names), str(gpt2["base"])
+    weights = {n: WEIGHTS[n] for n in names} if weighted else None
+    preflight(method, base, members, weights, density, params)
+    cfg = mergekit_config(method, base, members, weights, density, params)
+    assert cfg["merge_method"] == method
+    written = load_file(str(merge_to_disk(cfg, tmp_path / "soup", seed=7, copy_tokenizer=False) / "model.safetensors"))
+    base_sd, sds = load_state_dict(base), {n: load_state_dict(p) for n, p in members.items()}
+    mem = merge_in_memory(method, base_sd, sds, weights, density, params, seed=7)
+    assert set(written) == set(mem)
+    assert max(float((written[k] - mem[k]).abs().max()) for k in written) <= 1e-6
+    moved = [k for k in mem if mem[k].is_floating_point() and not torch.equal(mem[k], base_sd[k])]
+    assert moved, f"{method}: the soup equals the base"  # a real merge, not a copy
+    if method in ("dare_linear", "della", "della_linear"):  # the seed is what makes them reproducible
+        other = merge_in_memory(method, base_sd, sds, weights, density, params, seed=8)
+        assert any(not torch.equal(other[k], mem[k]) for k in mem)
+
+
 def test_llama_ties_equals_run_merge(llama, tmp_path):
     diff, out, mem = _disk_vs_memory(llama, tmp_path, "ties", 0.5)
     assert diff <= 1e-6
@@ -262,15 +300,21 @@ def test_registry_shape():
     assert cut["slices"] == [{"sources": [{"model": "/m/alpha", "layer_range": [0, 1]}]}]
 
 
-def test_methods_are_read_from_mergekits_registry():
+def test_methods_are_read_from_mergekits_registry(monkeypatch):
     from mergekit.merge_methods import get
+    from mergekit.merge_methods.registry import _METHODS as registered
 
+    assert set(registered) == set(METHODS)  # every method mergekit 0.1.5 registers is wired
     for name, spec in METHODS.items():
-        shared = {p.name: p.default for p in get(name).spec.parameters if p.scope.value == "shared"}
-        assert {k: v for k, v in shared.items() if k in spec.defaults} == dict(spec.defaults), name
-        assert set(shared) <= set(spec.global_params), name
+        params = {p.name: p.default for p in get(name).spec.parameters}
+        shared = {n for n, p in ((p.name, p) for p in get(name).spec.parameters) if p.scope.value == "shared"}
+        assert {k: params[k] for k in spec.defaults} == dict(spec.defaults), name
+        assert shared <= set(spec.global_params), name
     assert METHODS["model_stock"].min_members == 2  # mergekit's 3 inputs include the base
     assert "density" not in METHODS["task_arithmetic"].member_params  # mergekit would ignore it
+    assert METHODS["della"].global_params["epsilon"] is float  # a per-member knob, one value for all members
+    assert METHODS["nuslerp"].uses_base and not METHODS["nearswap"].uses_base  # task vectors / a member as base
+    monkeypatch.delitem(METHODS, "della")
     with pytest.raises(ConfigError, match="'della' is in mergekit's registry but not wired"):
         mergekit_config("della", "/m/base", {"alpha": "/m/alpha"})
 
@@ -345,6 +389,11 @@ def test_preflight_missing_member_path(gpt2, tmp_path):
     ("linear", WEIGHTS, 0.5, None, ["'linear' takes no density"]),
     ("model_stock", WEIGHTS, None, None, ["'model_stock' takes no per-member weights"]),
     ("bogus", WEIGHTS, None, None, ["unknown merge method 'bogus'"]),
+    ("nuslerp", WEIGHTS, None, None, ["'nuslerp'", "exactly 2", "got 3"]),
+    ("arcee_fusion", None, None, None, ["'arcee_fusion'", "exactly 2", "got 3"]),
+    ("sce", WEIGHTS, None, None, ["'sce' takes no per-member weights"]),
+    ("della", WEIGHTS, 0.5, {"gamma": 0.1}, ["unknown parameter 'gamma'", "epsilon"]),
+    ("karcher", None, None, {"max_iter": "ten"}, ["parameter 'max_iter'", "int"]),
 ])
 def test_preflight_request_errors(gpt2, method, weights, density, params, needles):
     with pytest.raises(ConfigError) as err:

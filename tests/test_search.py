@@ -187,6 +187,28 @@ def test_prepared_trial_merge_equals_merge_in_memory(sweep_cfg, method, density)
     assert all(torch.equal(fast[k], ref[k]) for k in ref)
 
 
+@pytest.mark.parametrize("preset,knob", [("della", "merge.epsilon=0.1"), ("breadcrumbs_ties", "merge.gamma=0.02"),
+                                         ("sce", "merge.select_topk=0.3"), ("multislerp", "merge.weights.harmless=3.0")])
+def test_mergekit_methods_run_as_sweep_trials_with_their_knobs(sweep_cfg, preset, knob):
+    """A method merged through mergekit's in-memory API is a sweep trial like TIES: its parameter reaches the
+    merge and the ledger (so a sweep can search it), and the resident model holds exactly that soup."""
+    from rewardsoup.merging.in_memory import merge_in_memory
+
+    cfg = sweep_cfg(f"merge={preset}", knob)
+    search.run_trial(cfg)
+    row = ledger.read(cfg.sweep.dir)[1][-1]
+    key, value = knob.split("=")
+    column = key.split(".", 1)[1].replace("weights.", "weight_")
+    assert row["params"]["method"] == preset and row["params"][column] == float(value)
+    request = merge_request(cfg)
+    prepared, model = trials.resident(request["base"], request["members"])
+    ref = merge_in_memory(request["method"], prepared.base_sd, prepared.member_sds, request["weights"],
+                          request["density"], request["params"], seed=request["seed"])
+    own = model.state_dict()
+    assert all(torch.equal(own[k], ref[k]) for k in ref)
+    assert any(not torch.equal(ref[k], prepared.base_sd[k]) for k in ref)
+
+
 @pytest.mark.parametrize("trim_ranks", [True, False])
 def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep_cfg, trim_ranks):
     """A resident model after ties -> linear -> ties -> task arithmetic trials holds exactly each merge,

@@ -71,8 +71,68 @@ class ModelStockMergeConfig(MergeConfig):
     filter_wise: Any = MISSING
 
 
+@dataclass
+class DellaMergeConfig(DareTiesMergeConfig):
+    epsilon: Any = MISSING  # della's spread of keep rates around `density`, by magnitude rank
+
+
+@dataclass
+class BreadcrumbsMergeConfig(TiesMergeConfig):
+    gamma: Any = MISSING  # share of the largest-magnitude entries dropped as outliers
+
+
+@dataclass
+class SceMergeConfig(MergeConfig):
+    select_topk: Any = MISSING  # share of entries kept, by variance across members
+
+
+@dataclass
+class KarcherMergeConfig(MergeConfig):
+    max_iter: Any = MISSING  # iterations of the Riemannian mean
+    tol: Any = MISSING  # convergence tolerance
+
+
+@dataclass
+class NuslerpMergeConfig(MergeConfig):
+    nuslerp_row_wise: Any = MISSING  # slerp row vectors instead of column vectors
+    nuslerp_flatten: Any = MISSING  # slerp each tensor as one flat vector
+
+
+@dataclass
+class MultislerpMergeConfig(MergeConfig):
+    normalize_weights: Any = MISSING  # weights scaled to sum to 1
+    eps: Any = MISSING  # numerical floor
+
+
+@dataclass
+class NearswapMergeConfig(MergeConfig):
+    t: Any = MISSING  # similarity threshold: entries closer than this move toward the other member
+    base_member: Any = MISSING  # the member taken as mergekit's base_model
+
+
+@dataclass
+class ArceeFusionMergeConfig(MergeConfig):
+    base_member: Any = MISSING  # the member taken as mergekit's base_model
+
+
+@dataclass
+class RamMergeConfig(MergeConfig):
+    epsilon: Any = MISSING  # an entry counts as changed above this
+
+
+@dataclass
+class RamPlusMergeConfig(RamMergeConfig):
+    r: Any = MISSING  # RAM+'s overlap share
+    alpha: Any = MISSING  # RAM+'s rescale strength
+
+
 for _name, _schema in (("schema", MergeConfig), ("ties_schema", TiesMergeConfig),
                        ("dare_ties_schema", DareTiesMergeConfig), ("linear_schema", LinearMergeConfig),
                        ("task_arithmetic_schema", TaskArithmeticMergeConfig), ("slerp_schema", SlerpMergeConfig),
-                       ("model_stock_schema", ModelStockMergeConfig)):
+                       ("model_stock_schema", ModelStockMergeConfig), ("della_schema", DellaMergeConfig),
+                       ("breadcrumbs_schema", BreadcrumbsMergeConfig), ("sce_schema", SceMergeConfig),
+                       ("karcher_schema", KarcherMergeConfig), ("nuslerp_schema", NuslerpMergeConfig),
+                       ("multislerp_schema", MultislerpMergeConfig), ("nearswap_schema", NearswapMergeConfig),
+                       ("arcee_fusion_schema", ArceeFusionMergeConfig), ("ram_schema", RamMergeConfig),
+                       ("ramplus_schema", RamPlusMergeConfig)):
     store(_schema, _name, group="merge")

@@ -1,7 +1,9 @@
 """`merge_in_memory`: mergekit's merge of state dicts without touching disk, equal to `run_merge`'s output.
 
 ties / linear / task_arithmetic / dare_ties run `rewardsoup.merging.tensor_math` (mergekit 0.1.5's math,
-with a fast exact TIES trim); slerp and model_stock delegate to `mergekit.merge_state_dicts`.
+with a fast exact TIES trim); every other method delegates to mergekit's own in-memory API,
+`mergekit.merge_state_dicts`, fed like `run_merge` (tensors in sorted-name order, one tensor per batch,
+the torch generator seeded with `seed`), so its random methods (dare_linear, della) draw as `run_merge` does.
 """
 
 from __future__ import annotations
@@ -17,14 +19,30 @@ from rewardsoup.merging.tensor_math import linear as _linear, task_arithmetic as
 StateDict = Mapping[str, torch.Tensor]
 
 
-def _delegated(method: str, base_sd: StateDict | None, member_sds: Mapping[str, StateDict], r: dict) -> dict:
-    """slerp / model_stock through mergekit's own in-memory API."""
-    from mergekit.merge_methods import merge_state_dicts
+_OWN_MATH = ("ties", "dare_ties", "task_arithmetic", "linear")  # tensor_math; the rest: mergekit in memory
+_BASE = "\0base"  # the shared base's id among merge_state_dicts' inputs (no member can be named so)
 
-    names, p = r["names"], r["params"]
-    sds = {n: member_sds[n] for n in names} | ({"\0base": base_sd} if method == "model_stock" else {})
-    base_id = p["base_member"] if method == "slerp" else "\0base"
-    return merge_state_dicts(sds, method, base=base_id, parameters={k: v for k, v in p.items() if k != "base_member"})
+
+def _delegated(base_sd: StateDict | None, member_sds: Mapping[str, StateDict], r: dict, seed: int | None) -> dict:
+    """Any other method through mergekit's own in-memory API, as `run_merge` executes it: tensors in sorted
+    name order, one per batch, the members in sorted name order, torch's generator seeded with `seed` (and
+    restored after), so random sparsification draws the same numbers."""
+    from mergekit.merge_methods import merge_state_dicts
+    from mergekit.merge_methods.base import BatchOptions
+
+    spec, names, p = r["spec"], r["names"], dict(r["params"])
+    base_id = p.pop("base_member", None) or (_BASE if spec.uses_base else None)
+    keys = sorted(member_sds[names[0]])
+    sds = {n: {k: member_sds[n][k] for k in keys} for n in names}
+    if spec.uses_base:
+        sds = {_BASE: {k: base_sd[k] for k in keys}} | sds
+    per = {"weight": r["weights"], "density": r["density"]}
+    params = p | {k: per[k] for k in spec.member_params}
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return merge_state_dicts(sds, spec.name, base=base_id, parameters=params,
+                                 batch_options=BatchOptions(max_bytes=1, max_groups=1))
 
 
 def _check_alike(ref_name: str, ref: StateDict, member_sds: Mapping[str, StateDict], names: list[str]) -> None:
@@ -58,10 +76,11 @@ def merge_in_memory(method: str, base_sd: StateDict | None, member_sds: Mapping[
         raise ConfigError(f"merge method {method!r} has no in-memory merge; use merge_to_disk")
     if spec.uses_base and base_sd is None:
         raise ConfigError(f"merge method {method!r} needs the base state dict")
-    if method in ("slerp", "model_stock"):
-        return _delegated(method, base_sd, member_sds, r)
     ref_name, ref = ("base", base_sd) if spec.uses_base else (names[0], member_sds[names[0]])
     _check_alike(ref_name, ref, member_sds, names)
+    if method not in _OWN_MATH:
+        merged = _delegated(base_sd, member_sds, r, seed)
+        return {k: merged[k] for k in ref}
     gen = None
     if method == "dare_ties" and seed is not None:
         gen = torch.Generator(device=next(iter(ref.values())).device).manual_seed(seed)

@@ -4,13 +4,17 @@ Every method's parameters, their types and defaults, and its member counts come 
 `mergekit.merge_methods.get(name).spec` (mergekit 0.1.5): shared parameters are the global ones,
 per-input ones the per-member ones, the input contract gives the member counts (a separate base checkpoint
 counts as one of mergekit's inputs). rewardsoup adds only its own choices, here and nowhere else:
-- `SUPPORTED`: the methods it wires (in-memory math in `tensor_math`, slerp and model_stock delegated to
-  `mergekit.merge_state_dicts`, passthrough on disk only);
+- `SUPPORTED`: the methods it wires: every mergekit method that applies to members of one base (in-memory
+  math in `tensor_math` for ties / dare_ties / task_arithmetic / linear / dare_linear, the others delegated
+  to `mergekit.merge_state_dicts`, passthrough on disk only);
 - per-member parameters are `weight` (default 1.0 where mergekit has none) and `density`, the latter only
-  for methods that sparsify (task arithmetic takes a density and ignores it, so it is refused here); other
-  per-input parameters (passthrough's `scale`) are not exposed;
-- slerp's base is one of the members (`base_member`, default: the first name in sorted order, t = 0);
-  passthrough may cut the model to `layer_range: [start, end]` (mergekit slices).
+  for methods that sparsify (task arithmetic takes a density and ignores it, so it is refused here); the
+  other per-member parameters of sparsifying methods (della's `epsilon`, breadcrumbs' `gamma`) are exposed
+  as one value for every member (mergekit reads a global parameter as each model's default); passthrough's
+  `scale` is not exposed;
+- the base of slerp, nearswap and arcee_fusion is one of the two members (`base_member`, default: the first
+  name in sorted order); nuslerp and multislerp, whose base is optional in mergekit, get the shared base
+  (they interpolate task vectors); passthrough may cut the model to `layer_range: [start, end]`.
 Members are keyed by NAME everywhere and sorted by name, so the order of a members dict never changes a merge.
 """
 
@@ -26,11 +30,15 @@ from mergekit.merge_methods.base import BasePolicy, ParameterScope
 from rewardsoup.core.errors import ConfigError
 
 DEFAULT_METHOD = "ties"
-SUPPORTED = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp", "model_stock", "passthrough")
+SUPPORTED = ("ties", "dare_ties", "task_arithmetic", "linear", "slerp", "model_stock", "passthrough",
+             "dare_linear", "della", "della_linear", "breadcrumbs", "breadcrumbs_ties", "sce", "karcher", "nuslerp",
+             "multislerp", "nearswap", "arcee_fusion", "ram", "ramplus_tl")
 _DISK_ONLY = ("passthrough",)
 _MEMBER_DEFAULTS = {"weight": 1.0}  # rewardsoup's defaults where mergekit requires a value
-_BASE_MEMBER = ("slerp",)  # methods whose mergekit base_model is one of the members, not the shared base
-_EXTRA_PARAMS: dict[str, dict[str, type]] = {"slerp": {"base_member": str}, "passthrough": {"layer_range": list}}
+_BASE_MEMBER = ("slerp", "nearswap", "arcee_fusion")  # mergekit's base_model is one of the two members
+_OPTIONAL_BASE = ("nuslerp", "multislerp")  # mergekit's base is optional: members of one base use it
+_EXTRA_PARAMS: dict[str, dict[str, type]] = {n: {"base_member": str} for n in _BASE_MEMBER} | {
+    "passthrough": {"layer_range": list}}
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,13 @@ def _derive(name: str) -> MethodSpec:
     method = mergekit_method(name)
     spec, contract = method.spec, method.spec.contract
     sparsifies = getattr(method, "sparsification_method", None) is not None
-    shared = [p for p in spec.parameters if p.scope == ParameterScope.SHARED]
     per_member = {p.name: p for p in spec.parameters if p.scope != ParameterScope.SHARED
                   and (p.name == "weight" or (p.name == "density" and sparsifies))}
-    uses_base = contract.base == BasePolicy.REQUIRED and name not in _BASE_MEMBER
+    # della's epsilon, breadcrumbs' gamma: one value for every member (a global parameter in the YAML)
+    shared = [p for p in spec.parameters if p.scope == ParameterScope.SHARED
+              or (sparsifies and p.name not in per_member and p.name not in ("weight", "density"))]
+    wants_base = contract.base == BasePolicy.REQUIRED or name in _OPTIONAL_BASE
+    uses_base = wants_base and name not in _BASE_MEMBER
     counted = int(uses_base)  # mergekit counts the shared base among its inputs
     low = max(contract.min_inputs - counted, contract.min_non_base or 0, 1)
     high = None if contract.max_inputs is None else contract.max_inputs - counted
@@ -161,10 +172,10 @@ def _global_values(spec: MethodSpec, params: Mapping[str, Any] | None) -> dict[s
 
 
 def _method_checks(method: str, p: dict[str, Any], names: list[str], w: dict | None) -> None:
-    """rewardsoup's own checks on top of mergekit's types (slerp's t and base member, linear, layer_range)."""
-    if method == "slerp":
-        if not 0 <= p["t"] <= 1:
-            raise ConfigError(f"parameter 't' is {p['t']}; expected a number in [0, 1]")
+    """rewardsoup's own checks on top of mergekit's types (slerp's t, base members, linear, layer_range)."""
+    if method == "slerp" and not 0 <= p["t"] <= 1:
+        raise ConfigError(f"parameter 't' is {p['t']}; expected a number in [0, 1]")
+    if method in _BASE_MEMBER:
         p.setdefault("base_member", names[0])
         if p["base_member"] not in names:
             raise ConfigError(f"parameter 'base_member' is {p['base_member']!r}; known members: {', '.join(names)}")
