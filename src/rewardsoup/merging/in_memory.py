@@ -60,15 +60,30 @@ def _check_alike(ref_name: str, ref: StateDict, member_sds: Mapping[str, StateDi
             raise ModelError(f"member {n!r} has tensor {extra[0]!r} that {ref_name} lacks")
 
 
+def layer_weight_errors(layer_weights: Mapping[str, Mapping[str, float]] | None, names: list[str],
+                        keys: list[str]) -> str | None:
+    """Why per-tensor weights {member: {tensor name: weight}} do not fit these members and tensors (None: fine)."""
+    for member, per in (layer_weights or {}).items():
+        if member not in names:
+            return f"layer weights given for unknown member {member!r}; members: {', '.join(names)}"
+        unknown = sorted(set(per) - set(keys))
+        if unknown:
+            return f"layer weights of member {member!r} name tensor {unknown[0]!r}, which the models lack"
+    return None
+
+
 def merge_in_memory(method: str, base_sd: StateDict | None, member_sds: Mapping[str, StateDict], weights=None,
                     density=None, params=None, seed: int | None = None,
-                    fast_trim: bool | str = True) -> dict[str, torch.Tensor]:
+                    fast_trim: bool | str = True, layer_weights: Mapping[str, Mapping[str, float]] | None = None
+                    ) -> dict[str, torch.Tensor]:
     """mergekit's merge of state dicts, tensor for tensor what `run_merge` writes (fp32 inputs).
 
     Tensors are visited in sorted-name order and members in sorted-name order: that is the order
     `run_merge` executes (its scheduler sorts tasks by tensor name), so DARE's Bernoulli draws with
     `seed` (a generator seeded like mergekit's `random_seed`) match. fast_trim: True = exact fast
     trim, "index" = fast trim breaking ties at the cut by lowest index (never sorts), False = mergekit's.
+    `layer_weights` {member: {tensor name: weight}}: a member's weight on those tensors (a layer-wise soup;
+    mergekit reads them as per-tensor `filter` values, `on_disk.mergekit_config`); own-math methods only.
     """
     r = resolve(method, member_sds, weights, density, params)
     spec, names, p = r["spec"], r["names"], r["params"]
@@ -78,6 +93,9 @@ def merge_in_memory(method: str, base_sd: StateDict | None, member_sds: Mapping[
         raise ConfigError(f"merge method {method!r} needs the base state dict")
     ref_name, ref = ("base", base_sd) if spec.uses_base else (names[0], member_sds[names[0]])
     _check_alike(ref_name, ref, member_sds, names)
+    problem = layer_weight_errors(layer_weights, names, list(ref))
+    if problem or (layer_weights and method not in _OWN_MATH):
+        raise ConfigError(problem or f"layer weights need one of {', '.join(_OWN_MATH)}, not {method!r}")
     if method not in _OWN_MATH:
         merged = _delegated(base_sd, member_sds, r, seed)
         return {k: merged[k] for k in ref}
@@ -91,8 +109,11 @@ def merge_in_memory(method: str, base_sd: StateDict | None, member_sds: Mapping[
             if any(not torch.equal(t, ref[key]) for t in inputs):
                 raise ModelError(f"non-floating tensor {key!r} differs between members")
             out[key] = ref[key].clone()
-        elif method == "linear":
-            out[key] = _linear(inputs, [r["weights"][n] for n in names], p["normalize"])
         else:
-            out[key] = _task_arithmetic(method, base_sd[key], inputs, names, r, gen, fast_trim)
+            rk = r if not layer_weights else {**r, "weights": {n: (layer_weights.get(n) or {}).get(key, w)
+                                                               for n, w in r["weights"].items()}}
+            if method == "linear":
+                out[key] = _linear(inputs, [rk["weights"][n] for n in names], p["normalize"])
+            else:
+                out[key] = _task_arithmetic(method, base_sd[key], inputs, names, rk, gen, fast_trim)
     return {k: out[k] for k in ref}

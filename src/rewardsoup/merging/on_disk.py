@@ -32,7 +32,16 @@ def _path(path: Any, who: str) -> str:
     return text
 
 
-def _models(r: dict, paths: dict[str, str], p: dict[str, Any]) -> dict[str, Any]:
+def _filtered(per_tensor: Mapping[str, float], default: float) -> list[dict[str, Any]]:
+    """A member's per-tensor weights as mergekit conditions: one `filter` per tensor name, longest names first
+    (mergekit takes the first filter that is a substring of the tensor's name, and a name can only be a
+    substring of a longer one, so each tensor meets its own condition first), then the member's default."""
+    names = sorted(per_tensor, key=lambda n: (-len(n), n))
+    return [{"filter": n, "value": float(per_tensor[n])} for n in names] + [{"value": float(default)}]
+
+
+def _models(r: dict, paths: dict[str, str], p: dict[str, Any],
+            layer_weights: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
     """The `models` (or, for a passthrough cut, `slices`) entry of the YAML; pops what it places."""
     spec, names = r["spec"], r["names"]
     if spec.name == "passthrough" and "layer_range" in p:
@@ -41,14 +50,22 @@ def _models(r: dict, paths: dict[str, str], p: dict[str, Any]) -> dict[str, Any]
     models = []
     for n in names:
         mp = {k: per[k][n] for k in spec.member_params}
+        if (layer_weights or {}).get(n):
+            mp["weight"] = _filtered(layer_weights[n], mp["weight"])
         models.append({"model": paths[n], "parameters": mp} if mp else {"model": paths[n]})
     return {"models": models}
 
 
 def mergekit_config(method: str, base: str | None, members: Mapping[str, str], weights=None, density=None,
-                    params=None, dtype: str = "float32") -> dict:
-    """The mergekit YAML dict for this request (models sorted by member name, every parameter explicit)."""
+                    params=None, dtype: str = "float32",
+                    layer_weights: Mapping[str, Mapping[str, float]] | None = None) -> dict:
+    """The mergekit YAML dict for this request (models sorted by member name, every parameter explicit;
+    `layer_weights` {member: {tensor: weight}} become per-tensor filtered weights)."""
     r = resolve(method, members, weights, density, params)
+    unknown = sorted(set(layer_weights or {}) - set(r["names"]))
+    if unknown or (layer_weights and "weight" not in r["spec"].member_params):
+        raise ConfigError(f"layer weights given for unknown member {unknown[0]!r}; members: {', '.join(r['names'])}"
+                          if unknown else f"merge method {method!r} takes no per-member weights to vary by layer")
     spec, names, p = r["spec"], r["names"], dict(r["params"])
     if dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -64,7 +81,7 @@ def mergekit_config(method: str, base: str | None, members: Mapping[str, str], w
             raise ConfigError(f"base {cfg['base_model']!r} is also listed as a member")
     if "base_member" in p:  # slerp: t = 0 is this member
         cfg["base_model"] = paths[p.pop("base_member")]
-    cfg.update(_models(r, paths, p))
+    cfg.update(_models(r, paths, p, layer_weights))
     if p:
         cfg["parameters"] = p
     cfg["dtype"] = dtype
@@ -72,13 +89,14 @@ def mergekit_config(method: str, base: str | None, members: Mapping[str, str], w
 
 
 def preflight(method: str, base: str | None, members: Mapping[str, str], weights=None, density=None,
-              params=None) -> dict:
+              params=None, layer_weights: Mapping[str, Mapping[str, float]] | None = None) -> dict:
     """Every check before mergekit runs: the request (resolve) and the checkpoints on disk.
 
     Returns the resolved request plus `config` (the mergekit dict) and `models` (per-checkpoint summary).
     """
     r = resolve(method, members, weights, density, params)
-    r["config"] = mergekit_config(method, base, members, weights, density, params)  # base / path checks
+    r["config"] = mergekit_config(method, base, members, weights, density, params,  # base / path checks
+                                  layer_weights=layer_weights)
     r["models"] = check_checkpoints(base, {n: members[n] for n in r["names"]})
     return r
 

@@ -18,10 +18,11 @@ from rewardsoup.merging.config import MergeConfig
 from rewardsoup.models.config import ModelConfig
 from rewardsoup.scoring.config import ScoringConfig
 from rewardsoup.sweep.objective import BINARY_METRICS, KINDS
+from rewardsoup.sweep.layerwise_config import LayerwiseConfig
 from rewardsoup.sweep.proxy_config import ProxyConfig
 
 # auto: a multirun job is an in-memory trial, a single run writes a soup; the rest name what to run
-MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick", "proxy")
+MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick", "proxy", "layerwise")
 
 
 @dataclass
@@ -84,6 +85,7 @@ class MergeJobConfig:
     pick: PickConfig = field(default_factory=PickConfig)
     greedy: GreedyConfig = field(default_factory=GreedyConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    layerwise: LayerwiseConfig = field(default_factory=LayerwiseConfig)
     # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
     train: Dict[str, Any] = field(default_factory=dict)
 

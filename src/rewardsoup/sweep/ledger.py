@@ -95,6 +95,8 @@ def request_key(request: Mapping[str, Any]) -> str:
     """Identity of a merge request, to find a trial already in the ledger."""
     keep = {k: request.get(k) for k in ("method", "members", "weights", "density", "params", "seed", "dtype")}
     keep["members"] = sorted(keep["members"] or {})
+    if request.get("layer_weights"):  # only then: the keys of every other request stay as they were
+        keep["layer_weights"] = request["layer_weights"]
     return json.dumps(keep, sort_keys=True, default=str)
 
 

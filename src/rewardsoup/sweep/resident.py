@@ -111,7 +111,8 @@ class Prepared:
         if parts is None:
             return merge_in_memory(request["method"], self.base_sd,
                                            {n: self.member_sds[n] for n in request["members"]}, request["weights"],
-                                           request["density"], request["params"], seed=request["seed"], fast_trim=True)
+                                           request["density"], request["params"], seed=request["seed"], fast_trim=True,
+                                           layer_weights=request.get("layer_weights"))
         out = {}
         for key, part in parts.items():
             if isinstance(part, tuple):
@@ -148,8 +149,9 @@ class Prepared:
 
 
 def _plain_merge(request) -> bool:
-    """TIES / task arithmetic without rescaling: what `Prepared` merges over compressed tensors."""
-    return request["method"] in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
+    """TIES / task arithmetic without rescaling or per-tensor weights: what `Prepared` merges compressed."""
+    return (request["method"] in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
+            and not request.get("layer_weights"))
 
 
 def _stamp(path: str | Path) -> tuple[str, float]:

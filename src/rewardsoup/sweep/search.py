@@ -6,7 +6,8 @@
   (`job_type=trial`, group = the sweep, flat `weight_<member>`/`density` config keys); returns the
   objective so the Optuna sweeper can tell it. A request already in the ledger is not recomputed;
 - `greedy` / `uniform`: the model-soups baselines as searches, recorded in the same ledger;
-- `pick`: best trial by val objective -> mergekit soup + test evaluation + plots (`rewardsoup.sweep.pick`).
+- `pick`: best trial by val objective -> mergekit soup + test evaluation + plots (`rewardsoup.sweep.pick`);
+- `proxy` / `layerwise`: searches of their own (`sweep.proxy`, `sweep.layerwise`), recording through `record`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rewardsoup.merging.soup import merge_request, merge_soup
 from rewardsoup.core.tracking import start_run
 from rewardsoup.sweep import references
 from rewardsoup.sweep.objective import floor_constraints, objective_value, violation
+from rewardsoup.sweep.layerwise import run_layerwise
 from rewardsoup.sweep.proxy import run_proxy
 from rewardsoup.sweep.pruning import Reporter, reporter
 from rewardsoup.sweep.references import ingredients
@@ -80,8 +82,9 @@ def wandb_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any,
-           report: Reporter | None = None) -> dict[str, Any]:
-    """Score one request (or reuse its ledger row), log one W&B run, append one ledger row."""
+           report: Reporter | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Score one request (or reuse its ledger row), log one W&B run, append one ledger row (plus `extra`:
+    what a search wants kept beside the scores, e.g. the layer-wise coefficients)."""
     objective_value({ds: 0.5 for ds in cfg.datasets}, plain(cfg.sweep.objective))  # checked before anything is written
     sweep_dir = ledger.open_sweep(cfg.sweep.dir, _header(cfg, merge_request(cfg)))  # the sweep's full member set
     _, rows = ledger.read(sweep_dir)
@@ -98,7 +101,7 @@ def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any,
                           for ds, m in result["val_detail"].items()},
            "state": result["state"], "texts": result["texts"], "steps": result["steps"],
            **_feasibility(cfg, sweep_dir, result),
-           "merge_s": result["merge_s"], "trial_s": result["trial_s"], "time": time.time()}
+           "merge_s": result["merge_s"], "trial_s": result["trial_s"], "time": time.time(), **(extra or {})}
     with start_run(cfg, job_type="trial", name=f"{cfg.sweep.name}-{source}-{trial}", group=str(cfg.sweep.name),
                    config={**params, "sweep": str(cfg.sweep.name), "source": source, "trial": trial}) as tracker:
         summary = wandb_metrics(row)
@@ -164,4 +167,6 @@ def merge_job(cfg: DictConfig) -> Any:
         return pick_best(cfg)
     if mode == "proxy":
         return run_proxy(cfg, record)
+    if mode == "layerwise":
+        return run_layerwise(cfg, record)
     return {"soup": merge_soup, "trial": run_trial, "greedy": run_greedy, "uniform": run_uniform}[mode](cfg)
