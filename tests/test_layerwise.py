@@ -3,6 +3,8 @@ its gradient matches finite differences, a learned soup is a ledger row the pick
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -126,6 +128,10 @@ def test_learned_soup_is_a_ledger_row_the_pick_can_export(cfg_of, tmp_path):
     prepared, _ = resident(row["request"]["base"], row["request"]["members"])
     mem = prepared.merge(row["request"])
     assert max(float((written[k] - mem[k]).abs().max()) for k in written) <= 1e-6
+    picked = search.merge_job(cfg_of("mode=pick", "pick.name=lw-pick", "pick.bootstrap=0"))  # the only row: it
+    card = (Path(picked["soup"]) / "README.md").read_text()
+    assert "## Per-layer coefficients" in card and (Path(picked["soup"]) / "layer_coefficients.png").stat().st_size
+    assert all(g in card for g in row["groups"])
 
 
 @pytest.mark.parametrize("extra,needles", [
@@ -138,4 +144,4 @@ def test_bad_input_stops_before_any_work(cfg_of, extra, needles):
     with pytest.raises(ConfigError) as err:
         search.merge_job(cfg)
     assert all(n in str(err.value) for n in needles), str(err.value)
-    assert not (ledger.LEDGER in [p.name for p in __import__("pathlib").Path(cfg.sweep.dir).glob("*")])
+    assert not (Path(cfg.sweep.dir) / ledger.LEDGER).exists()

@@ -144,11 +144,15 @@ def _footer(table_rows: list[dict], datasets: list[str], notes: list[str]) -> li
         first = next((r for r in table_rows if r.get(f"{ds}_n")), None)
         if first is None:
             continue
-        half = 100 * max((r[f"{ds}_hi"] - r[f"{ds}_lo"]) / 2 for r in table_rows
-                         if r.get(f"{ds}_hi") is not None and not math.isnan(r[f"{ds}_hi"]))
-        line = f"- {ds}: n={first[f'{ds}_n']}, a model's interval spans about ±{half:.1f} points"
-        if half / 100 > WIDE:
-            line += ": too few rows to decide a 2-point difference on their own"
+        spans = [(r[f"{ds}_hi"] - r[f"{ds}_lo"]) / 2 for r in table_rows
+                 if r.get(f"{ds}_hi") is not None and not math.isnan(r[f"{ds}_hi"])]
+        line = f"- {ds}: n={first[f'{ds}_n']}"
+        if not spans:  # bootstrap=0: no intervals were computed
+            line += ", no intervals (bootstrap=0)"
+        else:
+            line += f", a model's interval spans about ±{100 * max(spans):.1f} points"
+            if max(spans) > WIDE:
+                line += ": too few rows to decide a 2-point difference on their own"
         lines.append(line)
     return lines + [f"- {n}" for n in notes]
 

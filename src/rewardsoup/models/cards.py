@@ -281,7 +281,15 @@ def soup_card(*, name: str, request: Mapping[str, Any], merge_yaml: str, evaluat
              "```yaml", merge_yaml.rstrip("\n"), "```", "",
              "## Test results", "", results_table(evaluation or [], highlight=name).rstrip("\n"), "",
              "## The sweep that chose it", ""]
-    lines += _bullets(sweep) if sweep else ["Not chosen by a sweep: the weights above were set by hand."]
+    layerwise = (sweep or {}).get("layerwise")
+    lines += _bullets({k: v for k, v in sweep.items() if k != "layerwise"}) if sweep else [
+        "Not chosen by a sweep: the weights above were set by hand."]
+    if layerwise:  # search=layerwise: one TIES weight per (member, layer group), learned on val
+        groups = layerwise["groups"]
+        lines += ["", "## Per-layer coefficients", "", "![per-layer coefficients](layer_coefficients.png)", "",
+                  "| member | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+        lines += [f"| {n} | " + " | ".join(f"{c:.3f}" for c in row) + " |"
+                  for n, row in zip(layerwise["members"], layerwise["coefficients"])]
     datasets = _soup_datasets(request, metas, evaluation)
     return _front_matter(base, SOUP_TAGS, datasets) + "\n" + "\n".join(lines) + "\n"
 

@@ -225,7 +225,8 @@ def learn(cfg: DictConfig, request: dict) -> dict[str, Any]:
         scored = score_evalsets(model, held, pad, int(t.batch_size), scoring.share_prefix(cfg))
         return float(np.mean([_losses(es, s.rewards, np.arange(es.n)) for es, s in zip(held, scored)]))
 
-    curve, best = [(0, held_loss())], (held_loss(), 0, coeffs.detach().clone())
+    curve = [(0, held_loss())]
+    best = (curve[0][1], 0, coeffs.detach().clone())
     model.eval()
     for step in range(1, int(lw.steps) + 1):
         opt.zero_grad()
@@ -242,6 +243,8 @@ def learn(cfg: DictConfig, request: dict) -> dict[str, Any]:
             coeffs.clamp_(min=0)
         if step % int(lw.eval_every) == 0 or step == int(lw.steps):
             curve.append((step, held_loss()))
+            print(f"[rewardsoup] layerwise step {step}/{lw.steps}: held-out loss {curve[-1][1]:.4f} "
+                  f"(start {curve[0][1]:.4f})", flush=True)
             if curve[-1][1] < best[0]:
                 best = (curve[-1][1], step, coeffs.detach().clone())
     out = dict(request) | {"weights": start_w, "density": density, "layer_weights": soup.layer_weights(best[2])}

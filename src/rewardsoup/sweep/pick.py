@@ -29,6 +29,7 @@ from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.soup import export
 from rewardsoup.evaluation.job import evaluate_models, model_kind
 from rewardsoup.models.cards import check_upload, push_folder, write_soup_card
+from rewardsoup.sweep.plots import COEFFICIENTS_PNG, plot_coefficients
 from rewardsoup.sweep.summary import choose, summarize
 
 PICK_DONE = "rewardsoup_pick.json"  # written last in the picked soup's folder: the pick (test table, card) is done
@@ -88,11 +89,17 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
         eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
         eval_cfg.references = {"base": True, "length": True}
     result = evaluate_models(eval_cfg)
+    layerwise = None
+    if best.get("coefficients"):  # a layer-wise soup: its coefficients as a heat map and a table in the card
+        layerwise = {"members": sorted(request["members"]), "groups": best["groups"],
+                     "coefficients": best["coefficients"], "kept_step": best.get("kept_step")}
+        plot_coefficients(picked / COEFFICIENTS_PNG, layerwise["members"], best["groups"], best["coefficients"])
     write_soup_card(picked, request, name=str(cfg.pick.name), evaluation=result, load_from=str(repo) if repo else None,
                     sweep={"name": str(cfg.sweep.name), "dir": str(sweep_dir), "objective": header["objective"],
                            "rule": str(cfg.sweep.objective.kind), "trial": best["trial"], "source": best["source"],
                            "params": best["params"], "objective_value": best["objective"], "val": best["val"],
-                           "n_trials": len(rows), "note": outcome["note"]})
+                           "n_trials": len(rows), "note": outcome["note"],
+                           **({"layerwise": layerwise} if layerwise else {})})
     if repo:
         print(f"[rewardsoup] pushed {picked} -> {push_folder(picked, str(repo))}", flush=True)
     atomic_write_json(picked / PICK_DONE, {"sweep": str(sweep_dir), "trial": best["trial"], "source": best["source"],

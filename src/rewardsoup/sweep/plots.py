@@ -88,3 +88,26 @@ def plot_sweep(rows: list[dict], best: dict, out_dir: Path, members: Mapping[str
     return plot_params(rows, best, out_dir) + plot_front(rows, best, members or {}, floors, out_dir)
 
 
+
+
+COEFFICIENTS_PNG = "layer_coefficients.png"  # beside a layer-wise soup's weights; its model card shows it
+
+
+def plot_coefficients(path: Path, members: list[str], groups: list[str], coefficients: list[list[float]]) -> Path:
+    """A layer-wise soup's coefficients: members (rows) x layer groups (columns), value in each cell."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(groups), 0.8 + 0.5 * len(members)))
+    im = ax.imshow(coefficients, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right")
+    ax.set_yticks(range(len(members)), members)
+    for i, row in enumerate(coefficients):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white", fontsize=8)
+    fig.colorbar(im, ax=ax, label="TIES weight")
+    ax.set_title("per-layer coefficients")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")  # written aside, then renamed: never a half-written image
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
