@@ -15,7 +15,8 @@ from rewardsoup.merging.in_memory import merge_in_memory
 from rewardsoup.merging.on_disk import merge_to_disk
 from rewardsoup.merging.soup import checked_config, merge_request
 from rewardsoup.sweep import ledger, search
-from rewardsoup.sweep.layerwise import LayerwiseTies, _batch_ids, _losses, layer_groups, learn
+from rewardsoup.merging.layers import layer_groups
+from rewardsoup.sweep.layerwise import LayerwiseTies, _batch_ids, _losses, learn
 from rewardsoup.sweep.resident import resident
 
 
@@ -145,3 +146,45 @@ def test_bad_input_stops_before_any_work(cfg_of, extra, needles):
         search.merge_job(cfg)
     assert all(n in str(err.value) for n in needles), str(err.value)
     assert not (Path(cfg.sweep.dir) / ledger.LEDGER).exists()
+
+
+def test_merge_layers_set_by_hand_reach_the_trial_the_ledger_and_mergekit(compose_cfg, merge_overrides, out_root,
+                                                                          tmp_path):
+    """merge.layers.<member>.<group> (what search=cmaes_layers searches) is a per-tensor weight in the trial,
+    the ledger key and the exported YAML, all equal to merge_in_memory's soup."""
+    base = ["trial.max_length=64", "sweep.name=by-hand", "merge.density=0.7"]
+    cfg = compose_cfg("merge", merge_overrides + base + ["+merge.layers.harmless={block0: 2.0, head: 0.1}"])
+    request = merge_request(cfg)
+    lw = request["layer_weights"]["harmless"]
+    assert lw and all(v == 2.0 for k, v in lw.items() if ".h.0." in k) and lw["score.weight"] == 0.1
+    assert not any(".h.1." in k for k in lw)  # groups not named keep the member's global weight
+    row = search.record(cfg, request, "grid", 0)
+    plain = merge_request(compose_cfg("merge", merge_overrides + base))
+    assert row["key"] != ledger.request_key(plain)
+    prepared, model = resident(request["base"], request["members"])
+    ref = merge_in_memory("ties", prepared.base_sd, prepared.member_sds, request["weights"], 0.7, request["params"],
+                          layer_weights=request["layer_weights"])
+    assert all(torch.equal(model.state_dict()[k], ref[k]) for k in ref)
+    written = load_file(str(merge_to_disk(checked_config(request), tmp_path / "s", copy_tokenizer=False)
+                            / "model.safetensors"))
+    assert max(float((written[k] - ref[k]).abs().max()) for k in written) <= 1e-6
+    for bad, needle in (("+merge.layers.zulu={head: 1.0}", "merge.layers.zulu: unknown member"),
+                        ("+merge.layers.harmless={block7: 1.0}", "merge.layers.harmless.block7: no such layer group")):
+        with pytest.raises(ConfigError, match=needle):
+            merge_request(compose_cfg("merge", merge_overrides + base + [bad]))
+
+
+def test_cmaes_layers_search_names_every_demo_group_it_starts(compose_cfg):
+    """search=cmaes_layers searches exactly the weights it starts (no `+` needed), and on the demo base's
+    tensor names (SmolLM2 cut to 4 layers) every group it names exists."""
+    from omegaconf import OmegaConf
+
+    from conftest import CONF
+
+    cfg = compose_cfg("merge", ["search=cmaes_layers"])
+    params = set(OmegaConf.load(CONF / "search" / "cmaes_layers.yaml").hydra.sweeper.params)
+    starts = {f"merge.layers.{m}.{g}" for m, groups in cfg.merge.layers.items() for g in groups}
+    assert len(starts) == 21 and params == starts
+    keys = ["model.embed_tokens.weight", *[f"model.layers.{i}.self_attn.q_proj.weight" for i in range(4)],
+            "model.norm.weight", "score.weight"]
+    assert set(layer_groups(keys).values()) == {g for groups in cfg.merge.layers.values() for g in groups}

@@ -9,7 +9,7 @@ preset sets is added with `+` (`merge.method=dare_ties +merge.rescale=false` on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
@@ -25,6 +25,8 @@ class MergeConfig:
     use: Optional[List[str]] = None  # subset of member names; null = every member
     # member name -> weight; the members group sets 1.0 for each, override per name
     weights: Dict[str, float] = checked(factory=dict, each=finite)
+    # member name -> layer group (embed, block<i>, norm, head) -> that member's weight there (merging/layers.py)
+    layers: Dict[str, Dict[str, float]] = field(default_factory=dict)
     dtype: str = checked("float32", check=one_of(*DTYPES))  # fp32: a soup scores like its in-memory trial
     seed: Optional[int] = None  # mergekit random_seed: only DARE draws randomly
     name: str = checked("${merge.method}", check=folder_name)  # soup folder name under paths.soups

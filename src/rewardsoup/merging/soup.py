@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from rewardsoup.models.cards import write_soup_card
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
+from rewardsoup.merging.layers import float_tensor_names, per_tensor_weights
 from rewardsoup.merging.methods import method_spec
 from rewardsoup.merging.on_disk import mergekit_config, merge_to_disk, preflight
 from rewardsoup.core.tracking import start_run
@@ -36,10 +37,16 @@ def merge_request(cfg: DictConfig) -> dict[str, Any]:
     weights = m.get("weights") or None
     if weights and use:  # a subset merge uses the subset's weights only
         weights = {n: w for n, w in weights.items() if n in members}
-    return {"method": spec.name, "base": str(cfg.model.base_dir), "members": members,
-            "weights": weights if "weight" in spec.member_params else None,
-            "density": m.get("density") if "density" in spec.member_params else None,
-            "params": params, "dtype": str(m.get("dtype", "float32")), "seed": m.get("seed")}
+    request = {"method": spec.name, "base": str(cfg.model.base_dir), "members": members,
+               "weights": weights if "weight" in spec.member_params else None,
+               "density": m.get("density") if "density" in spec.member_params else None,
+               "params": params, "dtype": str(m.get("dtype", "float32")), "seed": m.get("seed")}
+    layers = {n: g for n, g in (m.get("layers") or {}).items() if g and (n in members or not use)}
+    if layers:  # merge.layers.<member>.<group>: that member's weight on that layer group (per-tensor weights)
+        if "weight" not in spec.member_params:
+            raise ConfigError(f"merge.layers: merge.method={spec.name} takes no per-member weights to set by layer")
+        request["layer_weights"] = per_tensor_weights(layers, list(members), float_tensor_names(cfg.model.base_dir))
+    return request
 
 
 def checked_config(r: dict[str, Any]) -> dict[str, Any]:

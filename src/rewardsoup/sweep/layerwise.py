@@ -21,7 +21,6 @@ only), plus one merged copy and autograd's intermediates during a step.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -33,6 +32,7 @@ from omegaconf import DictConfig
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.merging import trim
+from rewardsoup.merging.layers import layer_groups
 from rewardsoup.merging.soup import merge_request
 from rewardsoup.merging.state_dicts import apply_state_dict
 from rewardsoup.scoring import config as scoring
@@ -42,40 +42,6 @@ from rewardsoup.scoring.rewards import pad_batch
 from rewardsoup.sweep import ledger, references
 from rewardsoup.sweep.resident import SPARSE_BELOW, resident
 from rewardsoup.sweep.summary import choose
-
-_BLOCK = re.compile(r"\.(?:layers|h|blocks)\.(\d+)\.")
-
-
-def _default_group(key: str, blocks_per_group: int) -> str:
-    m = _BLOCK.search(key)
-    if m:
-        first = int(m[1]) // blocks_per_group * blocks_per_group
-        return f"block{first}" if blocks_per_group == 1 else f"blocks{first}-{first + blocks_per_group - 1}"
-    if re.search(r"embed|wte|wpe", key):
-        return "embed"
-    if key.split(".")[0] in ("score", "classifier"):
-        return "head"
-    return "norm"
-
-
-def layer_groups(keys: list[str], blocks_per_group: int = 1, patterns: Mapping[str, str] | None = None) -> dict:
-    """Tensor name -> group: a `patterns` group (name -> regex, first match) or the default (embed, block<i>
-    or blocks<i>-<j>, norm, head). A pattern that matches no tensor is a ConfigError naming it."""
-    compiled = {}
-    for name, regex in (patterns or {}).items():
-        try:
-            compiled[name] = re.compile(regex)
-        except re.error as e:
-            raise ConfigError(f"layerwise.groups.{name}={regex!r}: not a regex ({e})") from None
-    out = {}
-    for key in keys:
-        out[key] = next((n for n, rx in compiled.items() if rx.search(key)), None) or _default_group(key, blocks_per_group)
-    unused = [n for n in compiled if n not in out.values()]
-    if unused:
-        raise ConfigError(f"layerwise.groups.{unused[0]}={patterns[unused[0]]!r} matches no tensor of the model "
-                          f"(e.g. {', '.join(keys[:3])})")
-    return out
-
 
 class LayerwiseTies:
     """TIES over fixed trimmed task vectors with one weight per (member, group): `merged(coeffs)` is

@@ -25,8 +25,9 @@ MEMBERS_FILE = "members.json"
 
 
 def ingredients(request: Mapping[str, Any], members: list[str], method: str) -> dict[str, Any]:
-    """`request` restricted to `members` with equal weights (the model-soups ingredients; one member: itself)."""
-    r = dict(request)
+    """`request` restricted to `members` with equal weights (the model-soups ingredients; one member: itself),
+    with no per-layer weights."""
+    r = {k: v for k, v in request.items() if k != "layer_weights"}
     r["members"] = {n: request["members"][n] for n in members}
     r["method"] = method
     r["weights"] = {n: 1.0 for n in members}

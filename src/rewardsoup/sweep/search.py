@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from rewardsoup.sweep import ledger
 from rewardsoup.core.plain import plain
 from rewardsoup.core.trial import TRIAL_ENV_VAR
+from rewardsoup.merging.layers import layer_groups
 from rewardsoup.merging.soup import merge_request, merge_soup
 from rewardsoup.core.tracking import start_run
 from rewardsoup.sweep import references
@@ -54,6 +55,9 @@ def flat_params(request: Mapping[str, Any]) -> dict[str, Any]:
     elif density is not None:
         out["density"] = density
     out.update({k: v for k, v in (request.get("params") or {}).items() if isinstance(v, (int, float, bool, str))})
+    for name, per_tensor in (request.get("layer_weights") or {}).items():  # one key per (member, layer group)
+        groups = layer_groups(sorted(per_tensor))
+        out.update({f"layer_{name}_{groups[k]}": w for k, w in sorted(per_tensor.items())})
     return out
 
 
