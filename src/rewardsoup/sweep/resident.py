@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rewardsoup.merging import tensor_math, trim
-from rewardsoup.merging.in_memory import merge_in_memory
+from rewardsoup.core.errors import ConfigError
+from rewardsoup.merging.in_memory import layer_weight_errors, merge_in_memory
 from rewardsoup.merging.methods import resolve
 from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
 from rewardsoup.models.loading import load_reward_model
@@ -82,11 +83,17 @@ class Prepared:
             self._ranks.clear()  # free what an earlier trial kept
             if min(r["density"].values()) < 1:
                 return None
-        names, out = r["names"], {}
+        names, out, weights = r["names"], {}, r["weights"]
+        layers = request.get("layer_weights") or {}  # per-tensor weights (a layer-wise soup): same masks, same math
+        problem = layer_weight_errors(layers, names, list(self.base_sd))
+        if problem:
+            raise ConfigError(problem)
         for key, base in self.base_sd.items():
             if not base.is_floating_point():
                 out[key] = base.clone()
                 continue
+            if layers:  # this tensor's weights; every other tensor keeps the request's own
+                r = {**r, "weights": {n: (layers.get(n) or {}).get(key, w) for n, w in weights.items()}}
             dtype = base.dtype
             for n in names:
                 dtype = torch.promote_types(dtype, self.member_sds[n][key].dtype)
@@ -112,7 +119,7 @@ class Prepared:
             return merge_in_memory(request["method"], self.base_sd,
                                            {n: self.member_sds[n] for n in request["members"]}, request["weights"],
                                            request["density"], request["params"], seed=request["seed"], fast_trim=True,
-                                           layer_weights=request.get("layer_weights"))
+                                           layer_weights=request.get("layer_weights"))  # e.g. rescaled TIES
         out = {}
         for key, part in parts.items():
             if isinstance(part, tuple):
@@ -149,9 +156,8 @@ class Prepared:
 
 
 def _plain_merge(request) -> bool:
-    """TIES / task arithmetic without rescaling or per-tensor weights: what `Prepared` merges compressed."""
-    return (request["method"] in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
-            and not request.get("layer_weights"))
+    """TIES / task arithmetic without rescaling (per-tensor weights too): what `Prepared` merges compressed."""
+    return request["method"] in ("ties", "task_arithmetic") and not (request["params"] or {}).get("rescale")
 
 
 def _stamp(path: str | Path) -> tuple[str, float]:
