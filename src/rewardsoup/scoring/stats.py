@@ -13,6 +13,8 @@ whether a paired interval shows that ("holds"), shows the opposite ("fails"), or
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 from scipy import stats as sps
 
@@ -45,6 +47,30 @@ def paired(credit_a: np.ndarray, credit_b: np.ndarray, samples: int = 1000, seed
     lo, hi = interval(d, samples, seed)
     return {"diff": float(d.mean()) if len(d) else float("nan"), "lo": lo, "hi": hi, "n": int(len(d)),
             "won": int((d > 0).sum()), "lost": int((d < 0).sum())}
+
+
+def paired_mean(credits_a: Mapping[str, np.ndarray], credits_b: Mapping[str, np.ndarray], samples: int = 1000,
+                seed: int = 0) -> dict[str, float]:
+    """The mean over datasets of (a - b), each dataset's rows paired and resampled on their own (a stratified
+    paired bootstrap: the datasets are separate samples), e.g. two soups' test-mean difference."""
+    names = sorted(credits_a)
+    if sorted(credits_b) != names:
+        raise ValueError(f"paired credits must cover the same datasets: {names} vs {sorted(credits_b)}")
+    diffs = []
+    for d in names:
+        a, b = np.asarray(credits_a[d], dtype=np.float64), np.asarray(credits_b[d], dtype=np.float64)
+        if a.shape != b.shape or not len(a):
+            raise ValueError(f"paired credits on {d} must cover the same, non-empty rows: {a.shape} vs {b.shape}")
+        diffs.append(a - b)
+    diff = float(np.mean([d.mean() for d in diffs]))
+    if samples <= 0 or all(np.all(d == diff) for d in diffs):
+        lo = hi = diff if samples > 0 else float("nan")
+    else:
+        res = sps.bootstrap(tuple(diffs), lambda *ds, axis=-1: np.mean([d.mean(axis=axis) for d in ds], axis=0),
+                            n_resamples=samples, confidence_level=CONFIDENCE, method="percentile", paired=False,
+                            random_state=np.random.default_rng(seed), vectorized=True)
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return {"diff": diff, "lo": lo, "hi": hi, "n": int(sum(len(d) for d in diffs)), "datasets": len(diffs)}
 
 
 def excludes_zero(lo: float, hi: float) -> bool:

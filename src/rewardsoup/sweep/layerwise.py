@@ -191,7 +191,8 @@ def learn(cfg: DictConfig, request: dict) -> dict[str, Any]:
         scored = score_evalsets(model, held, pad, int(t.batch_size), scoring.share_prefix(cfg))
         return float(np.mean([_losses(es, s.rewards, np.arange(es.n)) for es, s in zip(held, scored)]))
 
-    curve = [(0, held_loss())]
+    held_texts = sum(len(es.ids) for es in held)
+    curve, spent = [(0, held_loss())], held_texts  # texts forwarded; a backward pass counts as two
     best = (curve[0][1], 0, coeffs.detach().clone())
     model.eval()
     for step in range(1, int(lw.steps) + 1):
@@ -203,12 +204,14 @@ def learn(cfg: DictConfig, request: dict) -> dict[str, Any]:
             batch = pad_batch(_batch_ids(es, pick), pad)
             logits = functional_call(model, params, args=(), kwargs=batch).logits[:, 0].float()
             losses.append(_losses(es, logits, pick))
+            spent += 3 * len(logits)
         torch.stack(losses).mean().backward()
         opt.step()
         with torch.no_grad():
             coeffs.clamp_(min=0)
         if step % int(lw.eval_every) == 0 or step == int(lw.steps):
             curve.append((step, held_loss()))
+            spent += held_texts
             print(f"[rewardsoup] layerwise step {step}/{lw.steps}: held-out loss {curve[-1][1]:.4f} "
                   f"(start {curve[0][1]:.4f})", flush=True)
             if curve[-1][1] < best[0]:
@@ -216,7 +219,7 @@ def learn(cfg: DictConfig, request: dict) -> dict[str, Any]:
     out = dict(request) | {"weights": start_w, "density": density, "layer_weights": soup.layer_weights(best[2])}
     return {"request": out, "groups": soup.group_names, "coefficients": best[2].tolist(), "kept_step": best[1],
             "held_loss": [[s, round(v, 6)] for s, v in curve], "bytes_held": soup.bytes_held(),
-            "held_rows": {es.name: int(es.n) for es in held}}
+            "held_rows": {es.name: int(es.n) for es in held}, "texts_learned": spent}
 
 
 def run_layerwise(cfg: DictConfig, record: Callable[..., dict]) -> float:
@@ -229,5 +232,6 @@ def run_layerwise(cfg: DictConfig, record: Callable[..., dict]) -> float:
     print(f"[rewardsoup] layer-wise coefficients (kept step {learned['kept_step']}, held-out loss "
           f"{dict(learned['held_loss'])}): {table}; task vectors held: {learned['bytes_held'] / 2**20:.1f} MiB "
           f"in {time.perf_counter() - start:.1f}s", flush=True)
-    extra = {k: learned[k] for k in ("groups", "coefficients", "kept_step", "held_loss", "bytes_held", "held_rows")}
+    extra = {k: learned[k] for k in ("groups", "coefficients", "kept_step", "held_loss", "bytes_held", "held_rows",
+                                     "texts_learned")}
     return float(record(cfg, learned["request"], "layerwise", f"layerwise-{int(time.time())}", extra=extra)["objective"])

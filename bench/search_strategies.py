@@ -1,0 +1,237 @@
+"""Search strategies at equal compute: which way of choosing the merge finds the best soup per text forwarded?
+
+On trained members (`make demo`'s under --root, or `make report-real`'s with --recipe real), each strategy runs
+as a user would run it, into its own sweep folder `<root>/sweeps/bench-<strategy>` (resumable: a rerun adds
+only what is missing, so the dense reference is computed once and cached):
+
+- tpe: the default sweep (`search=optuna`: TPE, floors, the recipe's trial count); `optuna-<method>` is reused
+  when it exists (the sweep `make demo` / `make report-real` ran);
+- tpe_pruned: the same with `pruner=successive_halving`, twice the trials, cut at the budget;
+- proxy: `search=proxy` (logit-ensemble screening, then its real trials; the members' val pass counts);
+- layerwise: `search=layerwise` from the pick of TPE's first half of trials, so with its learning it costs
+  about one TPE sweep; layerwise_after_tpe: from the whole TPE sweep's pick (what a user runs after a sweep);
+- cmaes_layers: `search=cmaes_layers` (CMA-ES over one weight per member and layer group);
+- random: `--reference` random global trials; its best val objective (the floors rule) is the dense
+  reference every regret is measured from; its first trials up to the budget are a strategy too.
+
+Compute = val texts forwarded (a backward pass counts as two; each member's own val pass for the floors is
+shared by all and not counted). The budget is the TPE sweep's texts; a strategy's pick at the budget is the
+floors rule over its rows that fit in it (layer-wise: its single row, whatever it cost). Each pick is scored
+on TEST and compared with the TPE pick per dataset and on the test mean (paired 95% intervals; the mean's
+resamples each dataset's rows on their own). One plot: best val objective so far against texts forwarded.
+
+    .venv/bin/python bench/search_strategies.py [--recipe demo] [--root outputs] [--reference 100]
+    .venv/bin/python bench/search_strategies.py --recipe real --root outputs/real --reference 40
+
+Last line: JSON {"bench": "search_strategies", "recipe", "budget_texts", "reference_trials", "reference_val",
+"strategies": {name: {"texts", "wall_s", "val", "feasible", "regret", "test_mean", "vs_tpe": {diff, lo, hi}}},
+"layerwise_vs_tpe_test_mean": {diff, lo, hi, n}, "layerwise_verdict"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rewardsoup.core.atomic import atomic_write_json  # noqa: E402
+from rewardsoup.core.plain import plain  # noqa: E402
+from rewardsoup.pipeline.recipes import compose_cfg, load_recipe  # noqa: E402
+from rewardsoup.scoring import config as scoring  # noqa: E402
+from rewardsoup.scoring import stats  # noqa: E402
+from rewardsoup.scoring.evalsets import load_evalset  # noqa: E402
+from rewardsoup.scoring.metrics import row_credit, score_evalsets  # noqa: E402
+from rewardsoup.sweep import ledger, references  # noqa: E402
+from rewardsoup.sweep.resident import resident  # noqa: E402
+from rewardsoup.sweep.summary import choose  # noqa: E402
+
+PRUNED = ["hydra.sweeper.pruner=successive_halving",
+          "hydra.sweeper.pruner_kwargs={min_resource: 1, reduction_factor: 2}"]
+CMAES = {"demo": "cmaes_layers", "real": "cmaes_layers_real"}  # conf/search presets with the recipe's members
+
+
+def _merge(args: list[str], multirun: bool, log: Path) -> float:
+    start = time.monotonic()
+    with open(log, "a") as out:
+        subprocess.run([sys.executable, "merge.py", *(["-m"] if multirun else []), *args], cwd=ROOT, check=True,
+                       stdout=out, stderr=subprocess.STDOUT)
+    return time.monotonic() - start
+
+
+def _seed_folder(target: Path, source: Path, rows: list[dict] | None) -> None:
+    """A fresh sweep folder with `source`'s header and member scores (and `rows`, when given)."""
+    if (target / ledger.HEADER).exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (ledger.HEADER, "members.json"):
+        if (source / name).exists():
+            shutil.copy(source / name, target / name)
+    for row in rows or []:
+        ledger.append(target, row)
+
+
+def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
+    sweeps, log = Path(cfg.paths.root) / "sweeps", Path(a.work) / f"search-{a.recipe}.log"
+    tpe_dir = sweeps / f"optuna-{cfg.merge.method}"
+    walls = {}
+    if not (tpe_dir / "pick.json").exists():
+        walls["tpe"] = _merge([*common, "search=optuna"], True, log)
+    tpe_rows = ledger.complete(ledger.read(tpe_dir)[1])
+    half = sorted(tpe_rows, key=lambda r: r["trial"])[: max(1, len(tpe_rows) // 2)]
+    plan = {
+        "tpe_pruned": (True, ["search=optuna", f"hydra.sweeper.n_trials={2 * len(tpe_rows)}", *PRUNED], None),
+        "proxy": (False, ["search=proxy"], None),
+        "layerwise": (False, ["search=layerwise"], half),
+        "layerwise_after_tpe": (False, ["search=layerwise"], tpe_rows),
+        "cmaes_layers": (True, [f"search={CMAES[a.recipe]}", f"hydra.sweeper.n_trials={a.cmaes_trials}",
+                                "hydra.sweeper.simplex=null"], None),
+        "random": (True, ["search=optuna", "hydra.sweeper.sampler=random", f"hydra.sweeper.n_trials={a.reference}",
+                          "hydra.sweeper.constraints=false"], None),
+    }
+    dirs = {"tpe": tpe_dir}
+    for name, (multi, extra, seed_rows) in plan.items():
+        if a.only and name not in a.only.split(","):
+            continue
+        dirs[name] = sweeps / f"bench-{name}"
+        _seed_folder(dirs[name], tpe_dir, seed_rows)
+        done = ledger.read(dirs[name])[1]
+        if name.startswith("layerwise") and any(r.get("source") == "layerwise" for r in done):
+            continue
+        walls[name] = _merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log)  # extra wins
+    return {n: {"dir": d, "wall": walls.get(n)} for n, d in dirs.items()}
+
+
+def curve(name: str, rows: list[dict], objective: dict, floors: dict, n_members: int, val_texts: int):
+    """[(texts so far, best val objective so far by the floors rule)]; each row gets its running cost `_spent`."""
+    points, seen = [], []
+    spent = n_members * val_texts if name == "proxy" else 0  # the proxy's one val pass per member
+    for row in rows:
+        spent += int(row.get("texts", 0)) + int(row.get("texts_learned", 0))
+        row["_spent"] = spent
+        seen.append(row)
+        if ledger.complete(seen):
+            points.append((spent, choose(seen, objective, floors)[0]["objective"]))
+    return points
+
+
+def test_credits(cfg, request: dict) -> dict:
+    prepared, model = resident(request["base"], request["members"])
+    prepared.apply(model, request)
+    evalsets = [load_evalset(n, cfg.datasets[n], "test", request["base"], int(cfg.trial.max_length), cfg.paths.cache,
+                             scoring.truncation(cfg)) for n in cfg.datasets]
+    scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(cfg.trial.batch_size))
+    return {es.name: row_credit(es, s.rewards) for es, s in zip(evalsets, scored)}
+
+
+def plot(path: Path, curves: dict[str, list], budget: int, reference: float) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, pts in curves.items():
+        if pts:
+            xs, ys = zip(*pts)
+            ax.step(xs, ys, where="post", marker="o" if len(pts) < 3 else None, label=name)
+    ax.axvline(budget, color="grey", lw=0.8, ls=":", label="budget (TPE)")
+    ax.axhline(reference, color="black", lw=0.8, ls="--", label="dense reference")
+    ax.set_xlabel("val texts forwarded (backward = 2)")
+    ax.set_ylabel("best val objective so far (floors rule)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="demo", choices=sorted(CMAES))
+    ap.add_argument("--root", default=str(ROOT / "outputs"))
+    ap.add_argument("--reference", type=int, default=100, help="random global trials of the dense reference")
+    ap.add_argument("--cmaes-trials", type=int, default=26, help="CMA-ES trials (two generations on the demo)")
+    ap.add_argument("--only", default="", help="comma-separated strategies to run now (the others are read)")
+    ap.add_argument("--work", default=None, help="logs and the plot (default <root>/reports)")
+    a = ap.parse_args()
+    root = Path(a.root).resolve()
+    a.work = a.work or str(root / "reports")
+    Path(a.work).mkdir(parents=True, exist_ok=True)
+    common = [f"paths.root={root}", "logger=none", "sweep.objective.kind=floors",
+              *(load_recipe("real").merge if a.recipe == "real" else [])]
+    cfg = compose_cfg("merge", common)
+    runs = run_strategies(a, common, cfg)
+    report(a, cfg, runs)
+
+
+def report(a, cfg, runs: dict[str, dict]) -> None:
+    objective = plain(cfg.sweep.objective)
+    tpe_dir = runs["tpe"]["dir"]
+    floors = references.floors(cfg, tpe_dir)
+    header = ledger.read(tpe_dir)[0]
+    val_texts = ledger.complete(ledger.read(tpe_dir)[1])[0]["texts"]
+    n_members = len(header["members"])
+    results, curves = {}, {}
+    for name, run in runs.items():
+        rows = ledger.read(run["dir"])[1]
+        curves[name] = curve(name, rows, objective, floors, n_members, val_texts)
+        results[name] = {"rows": rows, "wall": run["wall"]}
+    budget = curves["tpe"][-1][0]
+    reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
+    cache = {}
+    for name, r in results.items():
+        own = [row for row in r["rows"] if name.startswith("layerwise") and row.get("source") == "layerwise"] \
+            or [row for row in r["rows"] if row["_spent"] <= budget * 1.05 or name == "tpe"]
+        pick = choose(own, objective, floors)[0]
+        r.update(pick=pick, texts=own[-1]["_spent"] if not name.startswith("layerwise") else pick["_spent"])
+        if pick["key"] not in cache:
+            cache[pick["key"]] = test_credits(cfg, pick["request"])
+        r["test"] = cache[pick["key"]]
+    base = results["tpe"]["test"]
+    print(f"Recipe {a.recipe}: {n_members} members, val {val_texts:,} texts a trial, budget {budget:,} texts "
+          f"(the TPE sweep); dense reference: best of {len(results.get('random', {}).get('rows', []))} random trials, "
+          f"val {reference['objective'] if reference else float('nan'):.4f}\n")
+    names = sorted(base)
+    print("| strategy | texts | wall s | pick | val mean | feasible | regret (pts) | test " + " | test ".join(names)
+          + " | test mean vs TPE pick |")
+    print("|---" * (8 + len(names)) + "|")
+    out = {}
+    for name, r in results.items():
+        p = r["pick"]
+        per = {d: stats.paired(r["test"][d], base[d]) for d in names}
+        mean = stats.paired_mean(r["test"], base)
+        regret = 100 * (reference["objective"] - p["objective"]) if reference else float("nan")
+        cells = [f"{r['test'][d].mean():.3f} ({100 * per[d]['diff']:+.1f} [{100 * per[d]['lo']:+.1f}, "
+                 f"{100 * per[d]['hi']:+.1f}])" for d in names]
+        wall = "" if r["wall"] is None else f"{r['wall']:.0f}"
+        print(f"| {name} | {r['texts']:,} | {wall} | {p['trial']} | {p['objective']:.4f} | {p.get('feasible')} | "
+              f"{regret:+.1f} | " + " | ".join(cells) + f" | {100 * mean['diff']:+.1f} [{100 * mean['lo']:+.1f}, "
+              f"{100 * mean['hi']:+.1f}] |")
+        out[name] = {"texts": r["texts"], "wall_s": r["wall"], "val": round(p["objective"], 6),
+                     "feasible": p.get("feasible"), "regret": round(regret, 3),
+                     "test_mean": round(float(sum(r["test"][d].mean() for d in names) / len(names)), 6),
+                     "vs_tpe": {k: round(mean[k], 6) for k in ("diff", "lo", "hi")}}
+    lw = stats.paired_mean(results["layerwise"]["test"], base) if "layerwise" in results else None
+    verdict = None if lw is None else ("better" if lw["lo"] > 0 else "worse" if lw["hi"] < 0
+                                       else f"cannot tell at n={lw['n']}")
+    print(f"\nlayer-wise pick - TPE pick on the test mean: {verdict}" + ("" if lw is None else
+          f" ({100 * lw['diff']:+.1f} [{100 * lw['lo']:+.1f}, {100 * lw['hi']:+.1f}] points)"))
+    png = Path(a.work) / f"search-strategies-{a.recipe}.png"
+    plot(png, curves, budget, reference["objective"] if reference else float("nan"))
+    summary = {"bench": "search_strategies", "recipe": a.recipe, "budget_texts": budget,
+               "reference_trials": len(results.get("random", {}).get("rows", [])),
+               "reference_val": None if reference is None else round(reference["objective"], 6), "strategies": out,
+               "layerwise_vs_tpe_test_mean": None if lw is None else {k: round(lw[k], 6) for k in ("diff", "lo", "hi", "n")},
+               "layerwise_verdict": verdict, "plot": str(png)}
+    atomic_write_json(Path(a.work) / f"search-strategies-{a.recipe}.json", summary)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
