@@ -2,7 +2,7 @@
 
 On the demo members (`make demo`'s outputs under --root; tiny members trained on the fly when absent) and the val
 splits, for each method: --points random weight vectors (Dirichlet(1); TIES also a density uniform in [0.3, 1])
-scored by the proxy (`rewardsoup.sweep.proxy`) and for real (`rewardsoup.sweep.trials.score_request`, an in-memory
+scored by the proxy (`rewardsoup.search.proxy`) and for real (`rewardsoup.sweep.trials.score_request`, an in-memory
 merge). Reports Spearman rho (95% Fisher interval, se = sqrt(1.06 / (n - 3)) for a Spearman rho), rho within the
 proxy's top 6 of those points (what run_proxy's rank check sees), the gap between the real objective of the
 proxy's best point and the real best, and ms per proxy evaluation vs s per real trial.

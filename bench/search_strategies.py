@@ -52,8 +52,8 @@ from rewardsoup.sweep import ledger, references  # noqa: E402
 from rewardsoup.sweep.resident import resident  # noqa: E402
 from rewardsoup.sweep.summary import choose  # noqa: E402
 
-PRUNED = ["hydra.sweeper.pruner=successive_halving",
-          "hydra.sweeper.pruner_kwargs={min_resource: 1, reduction_factor: 2}"]
+PRUNED = ["hydra.sweeper.pruner=successive_halving", "+hydra.sweeper.pruner_kwargs.min_resource=1",
+          "+hydra.sweeper.pruner_kwargs.reduction_factor=2"]
 CMAES = {"demo": "cmaes_layers", "real": "cmaes_layers_real"}  # conf/search presets with the recipe's members
 
 
@@ -96,15 +96,17 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
                           "hydra.sweeper.constraints=false"], None),
     }
     dirs = {"tpe": tpe_dir}
-    for name, (multi, extra, seed_rows) in plan.items():
-        if a.only and name not in a.only.split(","):
-            continue
+    for name in (list(plan) if a.only == "all" else [n for n in a.only.split(",") if n]):  # run now, in this order
+        multi, extra, seed_rows = plan[name]
         dirs[name] = sweeps / f"bench-{name}"
         _seed_folder(dirs[name], tpe_dir, seed_rows)
         done = ledger.read(dirs[name])[1]
         if name.startswith("layerwise") and any(r.get("source") == "layerwise" for r in done):
             continue
         walls[name] = _merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log)  # extra wins
+    for name in plan:  # the others, as far as earlier runs got (the dense reference is resumed, not redone)
+        if name not in dirs and (sweeps / f"bench-{name}" / ledger.LEDGER).exists():
+            dirs[name] = sweeps / f"bench-{name}"
     return {n: {"dir": d, "wall": walls.get(n)} for n, d in dirs.items()}
 
 
@@ -157,7 +159,8 @@ def main() -> None:
     ap.add_argument("--root", default=str(ROOT / "outputs"))
     ap.add_argument("--reference", type=int, default=100, help="random global trials of the dense reference")
     ap.add_argument("--cmaes-trials", type=int, default=26, help="CMA-ES trials (two generations on the demo)")
-    ap.add_argument("--only", default="", help="comma-separated strategies to run now (the others are read)")
+    ap.add_argument("--only", default="all", help="comma-separated strategies to run now, in this order (the "
+                    "others are read from their folders when earlier runs left rows); '' runs none")
     ap.add_argument("--work", default=None, help="logs and the plot (default <root>/reports)")
     a = ap.parse_args()
     root = Path(a.root).resolve()
@@ -206,15 +209,15 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         p = r["pick"]
         per = {d: stats.paired(r["test"][d], base[d]) for d in names}
         mean = stats.paired_mean(r["test"], base)
-        regret = 100 * (reference["objective"] - p["objective"]) if reference else float("nan")
+        regret = 100 * (reference["objective"] - p["objective"]) if reference else None
         cells = [f"{r['test'][d].mean():.3f} ({100 * per[d]['diff']:+.1f} [{100 * per[d]['lo']:+.1f}, "
                  f"{100 * per[d]['hi']:+.1f}])" for d in names]
         wall = "" if r["wall"] is None else f"{r['wall']:.0f}"
-        print(f"| {name} | {r['texts']:,} | {wall} | {p['trial']} | {p['objective']:.4f} | {p.get('feasible')} | "
-              f"{regret:+.1f} | " + " | ".join(cells) + f" | {100 * mean['diff']:+.1f} [{100 * mean['lo']:+.1f}, "
-              f"{100 * mean['hi']:+.1f}] |")
+        reg = "-" if regret is None else f"{regret:+.1f}"
+        print(f"| {name} | {r['texts']:,} | {wall} | {p['trial']} | {p['objective']:.4f} | {p.get('feasible')} | {reg} | "
+              + " | ".join(cells) + f" | {100 * mean['diff']:+.1f} [{100 * mean['lo']:+.1f}, {100 * mean['hi']:+.1f}] |")
         out[name] = {"texts": r["texts"], "wall_s": r["wall"], "val": round(p["objective"], 6),
-                     "feasible": p.get("feasible"), "regret": round(regret, 3),
+                     "feasible": p.get("feasible"), "regret": None if regret is None else round(regret, 3),
                      "test_mean": round(float(sum(r["test"][d].mean() for d in names) / len(names)), 6),
                      "vs_tpe": {k: round(mean[k], 6) for k in ("diff", "lo", "hi")}}
     lw = stats.paired_mean(results["layerwise"]["test"], base) if "layerwise" in results else None

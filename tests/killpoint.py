@@ -36,7 +36,7 @@ import traceback
 from pathlib import Path
 
 PRELOAD = ("torch", "transformers", "transformers.trainer", "trl", "optuna", "mergekit.merge", "hydra",
-           "rewardsoup.schemas", "rewardsoup.training.member", "rewardsoup.sweep.search",
+           "rewardsoup.schemas", "rewardsoup.training.member", "rewardsoup.search.jobs",
            "rewardsoup.evaluation.job", "rewardsoup.sampling.job", "hydra_plugins.rewardsoup_optuna.sweeper")
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # one torch thread per job: the test machine's 2 cores are shared

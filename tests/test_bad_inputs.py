@@ -20,7 +20,7 @@ def _files(root):
 
 def _work(root):
     from rewardsoup.evaluation.job import evaluate_models
-    from rewardsoup.sweep.search import merge_job
+    from rewardsoup.search.jobs import merge_job
     from rewardsoup.training.member import train_member
 
     return {"train": train_member, "merge": merge_job, "evaluate": evaluate_models}[root]

@@ -92,6 +92,28 @@ def test_paired_interval_is_tighter_than_two_unpaired_ones():
     assert d["hi"] - d["lo"] < 0.3 * ((ahi - alo) + (bhi - blo))
 
 
+def test_paired_mean_over_datasets_resamples_each_dataset_on_its_own():
+    """The test-mean difference of two models: the mean of the per-dataset paired differences, its interval
+    from resampling each dataset's rows separately (one dataset: the same as `paired`)."""
+    rng = np.random.default_rng(5)
+    a = {"x": (rng.random(600) < 0.8).astype(float), "y": (rng.random(200) < 0.6).astype(float)}
+    b = {"x": a["x"].copy(), "y": a["y"].copy()}
+    b["y"][np.flatnonzero(a["y"] == 1)[:30]] = 0.0  # b loses 30 rows on y only: 15 points there, 7.5 on the mean
+    d = stats.paired_mean(a, b, samples=4000)
+    assert d["diff"] == pytest.approx(0.075) and d["n"] == 800 and d["datasets"] == 2
+    assert 0 < d["lo"] < 0.075 < d["hi"] < 0.15
+    assert d["hi"] - d["lo"] == pytest.approx(stats.paired(a["y"], b["y"], samples=4000)["hi"] / 2
+                                              - stats.paired(a["y"], b["y"], samples=4000)["lo"] / 2, abs=0.01)
+    one = stats.paired_mean({"y": a["y"]}, {"y": b["y"]}, samples=4000)
+    assert (one["lo"], one["hi"]) == pytest.approx(tuple(stats.paired(a["y"], b["y"], samples=4000)[k]
+                                                          for k in ("lo", "hi")), abs=0.01)
+    assert stats.paired_mean(a, a)["lo"] == stats.paired_mean(a, a)["hi"] == 0.0
+    with pytest.raises(ValueError, match="same datasets"):
+        stats.paired_mean(a, {"x": a["x"]})
+    with pytest.raises(ValueError, match="on y"):
+        stats.paired_mean(a, {"x": a["x"], "y": a["y"][:-1]})
+
+
 @pytest.mark.parametrize("lo,hi,verdict", [(-0.01, 0.03, "holds"), (-0.09, -0.03, "fails"),
                                            (-0.06, 0.01, "cannot tell at n=50")])
 def test_the_two_point_bar_is_read_from_the_paired_interval(lo, hi, verdict):

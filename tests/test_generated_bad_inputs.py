@@ -48,7 +48,7 @@ ROOTS = ("train", "merge", "evaluate", "sample")
 GENERIC = ("-1", "0", "1e9", "''", "nan", "inf", "abc", "..", "/nonexistent/file", "null", "???", "1.5", "true",
            "[]", "[abc]", "{}", "${nope}", "[abc")
 GROUPS = {p.relative_to(CONF).as_posix() for p in CONF.rglob("*") if p.is_dir()}  # config groups: data, model, ...
-WORK = {"train": "rewardsoup.training.member:train_member", "merge": "rewardsoup.sweep.search:merge_job",
+WORK = {"train": "rewardsoup.training.member:train_member", "merge": "rewardsoup.search.jobs:merge_job",
         "evaluate": "rewardsoup.evaluation.job:evaluate_models", "sample": "rewardsoup.sampling.job:sample_job"}
 # drawn values: numbers across every rule's range, short words and paths, and the generic ones (no ',' or '(':
 # Hydra reads those as a sweep, which a single run refuses before any config exists)

@@ -1,4 +1,4 @@
-"""Layer-wise soups (sweep.layerwise) on the tiny members: the differentiable merge equals TIES and mergekit,
+"""Layer-wise soups (search.layerwise) on the tiny members: the differentiable merge equals TIES and mergekit,
 its gradient matches finite differences, a learned soup is a ledger row the pick exports, bad input stops early."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from rewardsoup.core.errors import ConfigError
 from rewardsoup.merging.in_memory import merge_in_memory
 from rewardsoup.merging.on_disk import merge_to_disk
 from rewardsoup.merging.soup import checked_config, merge_request
-from rewardsoup.sweep import ledger, search
+from rewardsoup.search import jobs
+from rewardsoup.sweep import ledger
+from rewardsoup.sweep import record as recording
 from rewardsoup.merging.layers import layer_groups
-from rewardsoup.sweep.layerwise import LayerwiseTies, _batch_ids, _losses, learn
+from rewardsoup.search.layerwise import LayerwiseTies, _batch_ids, _losses, learn
 from rewardsoup.sweep.resident import resident
 
 
@@ -114,7 +116,7 @@ def test_gradient_matches_finite_differences(cfg_of):
 
 def test_learned_soup_is_a_ledger_row_the_pick_can_export(cfg_of, tmp_path):
     cfg = cfg_of("layerwise.steps=4", "layerwise.eval_every=2", "layerwise.lr=0.2")
-    value = search.merge_job(cfg)
+    value = jobs.merge_job(cfg)
     row = ledger.read(cfg.sweep.dir)[1][-1]
     assert row["source"] == "layerwise" and row["objective"] == value
     assert row["request"]["layer_weights"] and [s for s, _ in row["held_loss"]] == [0, 2, 4]
@@ -129,7 +131,7 @@ def test_learned_soup_is_a_ledger_row_the_pick_can_export(cfg_of, tmp_path):
     prepared, _ = resident(row["request"]["base"], row["request"]["members"])
     mem = prepared.merge(row["request"])
     assert max(float((written[k] - mem[k]).abs().max()) for k in written) <= 1e-6
-    picked = search.merge_job(cfg_of("mode=pick", "pick.name=lw-pick", "pick.bootstrap=0"))  # the only row: it
+    picked = jobs.merge_job(cfg_of("mode=pick", "pick.name=lw-pick", "pick.bootstrap=0"))  # the only row: it
     card = (Path(picked["soup"]) / "README.md").read_text()
     assert "## Per-layer coefficients" in card and (Path(picked["soup"]) / "layer_coefficients.png").stat().st_size
     assert all(g in card for g in row["groups"])
@@ -143,7 +145,7 @@ def test_learned_soup_is_a_ledger_row_the_pick_can_export(cfg_of, tmp_path):
 def test_bad_input_stops_before_any_work(cfg_of, extra, needles):
     cfg = cfg_of(*extra)
     with pytest.raises(ConfigError) as err:
-        search.merge_job(cfg)
+        jobs.merge_job(cfg)
     assert all(n in str(err.value) for n in needles), str(err.value)
     assert not (Path(cfg.sweep.dir) / ledger.LEDGER).exists()
 
@@ -158,7 +160,7 @@ def test_merge_layers_set_by_hand_reach_the_trial_the_ledger_and_mergekit(compos
     lw = request["layer_weights"]["harmless"]
     assert lw and all(v == 2.0 for k, v in lw.items() if ".h.0." in k) and lw["score.weight"] == 0.1
     assert not any(".h.1." in k for k in lw)  # groups not named keep the member's global weight
-    row = search.record(cfg, request, "grid", 0)
+    row = recording.record(cfg, request, "grid", 0)
     plain = merge_request(compose_cfg("merge", merge_overrides + base))
     assert row["key"] != ledger.request_key(plain)
     prepared, model = resident(request["base"], request["members"])
@@ -174,17 +176,35 @@ def test_merge_layers_set_by_hand_reach_the_trial_the_ledger_and_mergekit(compos
             merge_request(compose_cfg("merge", merge_overrides + base + [bad]))
 
 
-def test_cmaes_layers_search_names_every_demo_group_it_starts(compose_cfg):
-    """search=cmaes_layers searches exactly the weights it starts (no `+` needed), and on the demo base's
-    tensor names (SmolLM2 cut to 4 layers) every group it names exists."""
+@pytest.mark.parametrize("preset,members,overrides", [
+    ("cmaes_layers", ["thumbs", "pairs", "harmless"], ""),
+    ("cmaes_layers_real", ["helpful", "harmless"], "members=real datasets=real paths.root=outputs/real")])
+def test_cmaes_layers_presets_are_what_the_generator_writes(compose_cfg, preset, members, overrides):
+    """The shipped CMA-ES-over-layers presets equal `search.cmaes_layers`' output on the recipes' base (SmolLM2 cut
+    to 4 layers), search exactly the weights they start (no `+` needed), and run two generations."""
     from omegaconf import OmegaConf
 
     from conftest import CONF
+    from rewardsoup.search import cmaes_layers
 
-    cfg = compose_cfg("merge", ["search=cmaes_layers"])
-    params = set(OmegaConf.load(CONF / "search" / "cmaes_layers.yaml").hydra.sweeper.params)
-    starts = {f"merge.layers.{m}.{g}" for m, groups in cfg.merge.layers.items() for g in groups}
-    assert len(starts) == 21 and params == starts
-    keys = ["model.embed_tokens.weight", *[f"model.layers.{i}.self_attn.q_proj.weight" for i in range(4)],
-            "model.norm.weight", "score.weight"]
-    assert set(layer_groups(keys).values()) == {g for groups in cfg.merge.layers.values() for g in groups}
+    keys = sorted(["model.embed_tokens.weight", *[f"model.layers.{i}.self_attn.q_proj.weight" for i in range(4)],
+                   "model.norm.weight", "score.weight"])
+    groups = cmaes_layers.groups_of(keys)
+    assert groups == ["embed", "block0", "block1", "block2", "block3", "norm", "head"]
+    text = (CONF / "search" / f"{preset}.yaml").read_text()
+    assert text == cmaes_layers.preset(members, groups, preset, overrides)
+    node = OmegaConf.create(text)
+    params = set(node.hydra.sweeper.params)
+    starts = {f"merge.layers.{m}.{g}" for m, gs in node.merge.layers.items() for g in gs}
+    assert params == starts and len(starts) == len(members) * 7
+    assert node.hydra.sweeper.n_trials == 2 * cmaes_layers.population(len(starts))
+    cfg = compose_cfg("merge", overrides.split()[:2] + [f"search={preset}"])
+    assert sorted(cfg.merge.layers) == sorted(cfg.members) == sorted(members)
+
+
+def test_groups_of_orders_blocks_by_number():
+    from rewardsoup.search import cmaes_layers
+
+    keys = sorted(f"model.layers.{i}.mlp.up_proj.weight" for i in range(12)) + ["model.wte.weight", "score.weight"]
+    assert cmaes_layers.groups_of(keys) == ["embed", *[f"block{i}" for i in range(12)], "head"]
+    assert cmaes_layers.groups_of(keys, 4) == ["embed", "blocks0-3", "blocks4-7", "blocks8-11", "head"]

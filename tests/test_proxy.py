@@ -9,8 +9,10 @@ from rewardsoup.core.errors import ConfigError
 from rewardsoup.merging.soup import merge_request
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.scoring.metrics import Scored, ensemble, metrics, score_evalsets
-from rewardsoup.sweep import ledger, proxy, search, trials
-from rewardsoup.sweep.config import MergeJobConfig
+from rewardsoup.search import proxy
+from rewardsoup.sweep import ledger, trials
+from rewardsoup.sweep import record as recording
+from rewardsoup.search.config import MergeJobConfig
 from rewardsoup.sweep.objective import dataset_score, objective_value
 
 SETTINGS = {"candidates": 300, "top_k": 3, "seed": 0, "min_spearman": -1.0, "fallback_trials": 0, "densities": []}
@@ -69,7 +71,7 @@ def test_proxy_is_the_weighted_logit_ensemble(proxy_cfg):
 
 def test_run_proxy_merges_the_top_k_and_a_rerun_recomputes_nothing(proxy_cfg, monkeypatch):
     cfg = proxy_cfg(top_k=2, densities=[0.5, 1.0])
-    best = proxy.run_proxy(cfg, search.record)
+    best = proxy.run_proxy(cfg, recording.record)
     rows = ledger.read(cfg.sweep.dir)[1]
     assert len(rows) == 4 and {r["source"] for r in rows} == {"proxy"}  # top_k x densities
     assert sorted(r["request"]["density"] for r in rows) == [0.5, 0.5, 1.0, 1.0]
@@ -78,14 +80,14 @@ def test_run_proxy_merges_the_top_k_and_a_rerun_recomputes_nothing(proxy_cfg, mo
     cache = proxy.rewards_path(cfg, merge_request(cfg))
     stamp = cache.stat().st_mtime_ns
     monkeypatch.setattr(proxy, "load_reward_model", lambda p: pytest.fail("member rescored"))
-    monkeypatch.setattr(search, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
-    assert proxy.run_proxy(cfg, search.record) == best
+    monkeypatch.setattr(recording, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
+    assert proxy.run_proxy(cfg, recording.record) == best
     assert ledger.read(cfg.sweep.dir)[1] == rows and cache.stat().st_mtime_ns == stamp
 
 
 def test_a_distrusted_proxy_adds_fallback_trials(proxy_cfg, capsys):
     cfg = proxy_cfg("merge=linear", min_spearman=1.01, fallback_trials=2)
-    proxy.run_proxy(cfg, search.record)
+    proxy.run_proxy(cfg, recording.record)
     rows = ledger.read(cfg.sweep.dir)[1]
     assert [r["source"] for r in rows] == ["proxy"] * 3 + ["proxy-fallback"] * 2
     assert all(r["request"]["density"] is None for r in rows)  # linear has no density

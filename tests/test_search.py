@@ -9,7 +9,8 @@ import torch
 
 from conftest import ROOT
 from rewardsoup.sweep import ledger
-from rewardsoup.sweep import search
+from rewardsoup.search import jobs
+from rewardsoup.sweep import record as recording
 from rewardsoup.sweep import objective, trials
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.models.loading import load_reward_model
@@ -30,7 +31,7 @@ def test_trial_scores_equal_a_soup_written_by_mergekit(sweep_cfg, tmp_path):
     from rewardsoup.merging.soup import merge_soup
 
     cfg = sweep_cfg("merge.density=0.5", "merge.weights.harmless=2.0")
-    value = search.run_trial(cfg)["objective"]
+    value = jobs.run_trial(cfg)["objective"]
     row = ledger.read(cfg.sweep.dir)[1][-1]
     assert row["objective"] == value and row["params"]["weight_harmless"] == 2.0 and row["params"]["density"] == 0.5
     soup = merge_soup(cfg)  # the same request through mergekit on disk
@@ -42,14 +43,14 @@ def test_trial_scores_equal_a_soup_written_by_mergekit(sweep_cfg, tmp_path):
 
 
 def test_trials_reuse_the_process_cache_and_skip_known_requests(sweep_cfg, monkeypatch):
-    search.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
+    jobs.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
     loads = []
     real = trials.resident
     monkeypatch.setattr("rewardsoup.sweep.resident.load_state_dict", lambda p: loads.append(p) or pytest.fail("reloaded"))
-    search.run_trial(sweep_cfg("merge.weights.thumbs=0.6"))
+    jobs.run_trial(sweep_cfg("merge.weights.thumbs=0.6"))
     assert trials.resident is real and not loads
-    monkeypatch.setattr(search, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
-    search.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
+    monkeypatch.setattr(recording, "score_request", lambda *a: pytest.fail("a known request was recomputed"))
+    jobs.run_trial(sweep_cfg("merge.weights.thumbs=0.3"))
     assert len(ledger.read(sweep_cfg().sweep.dir)[1]) == 2
 
 
@@ -66,8 +67,8 @@ def test_objective_kinds():
 
 def test_greedy_and_uniform_soups_land_in_the_same_ledger(sweep_cfg):
     cfg = sweep_cfg("mode=greedy")
-    best = search.merge_job(cfg)
-    search.merge_job(sweep_cfg("mode=uniform"))
+    best = jobs.merge_job(cfg)
+    jobs.merge_job(sweep_cfg("mode=uniform"))
     rows = ledger.read(cfg.sweep.dir)[1]
     sources = [r["source"] for r in rows]
     assert sources.count("greedy") >= 4 and sources.count("uniform") == 1  # 3 solos + >= 1 additions
@@ -76,13 +77,13 @@ def test_greedy_and_uniform_soups_land_in_the_same_ledger(sweep_cfg):
 
 
 def test_ledger_of_other_members_and_non_sweep_folder_are_refused(sweep_cfg, tiny_members, tmp_path):
-    search.run_trial(sweep_cfg())
+    jobs.run_trial(sweep_cfg())
     with pytest.raises(ConfigError, match="different sweep"):
-        search.run_trial(sweep_cfg(f"members.harmless={tiny_members['pairs']}", "~members.pairs"))
+        jobs.run_trial(sweep_cfg(f"members.harmless={tiny_members['pairs']}", "~members.pairs"))
     with pytest.raises(ConfigError, match="not a sweep folder"):
         ledger.read(tmp_path)
     with pytest.raises(ConfigError, match="unknown member 'ghost'"):
-        search.run_trial(sweep_cfg("+merge.weights.ghost=1.0"))
+        jobs.run_trial(sweep_cfg("+merge.weights.ghost=1.0"))
 
 
 _APPENDER = """
@@ -108,8 +109,8 @@ def test_ledger_rows_from_parallel_processes_never_interleave_and_a_torn_line_is
 
 def test_pick_exports_the_best_trial_and_tests_it(sweep_cfg, out_root):
     for w in (0.2, 3.0):
-        search.run_trial(sweep_cfg(f"merge.weights.harmless={w}"))
-    out = search.merge_job(sweep_cfg("mode=pick", "pick.bootstrap=50"))
+        jobs.run_trial(sweep_cfg(f"merge.weights.harmless={w}"))
+    out = jobs.merge_job(sweep_cfg("mode=pick", "pick.bootstrap=50"))
     rows = ledger.read(sweep_cfg().sweep.dir)[1]
     assert out["best"]["objective"] == max(r["objective"] for r in rows)
     soup = out_root / "soups" / "best-t"
@@ -195,7 +196,7 @@ def test_mergekit_methods_run_as_sweep_trials_with_their_knobs(sweep_cfg, preset
     from rewardsoup.merging.in_memory import merge_in_memory
 
     cfg = sweep_cfg(f"merge={preset}", knob)
-    search.run_trial(cfg)
+    jobs.run_trial(cfg)
     row = ledger.read(cfg.sweep.dir)[1][-1]
     key, value = knob.split("=")
     column = key.split(".", 1)[1].replace("weights.", "weight_")
@@ -232,7 +233,7 @@ def test_trials_write_only_changed_positions_and_stay_exact_across_methods(sweep
 
 def test_sweep_objective_worst_reaches_the_trial_and_the_ledger(sweep_cfg):
     cfg = sweep_cfg("sweep.objective.kind=worst", "sweep.name=worst")
-    value = search.run_trial(cfg)["objective"]
+    value = jobs.run_trial(cfg)["objective"]
     header, rows = ledger.read(cfg.sweep.dir)
     assert header["objective"]["kind"] == "worst"
     assert value == rows[0]["objective"] == pytest.approx(min(rows[0]["val"].values()))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from rewardsoup.merging.soup import merge_request
-from rewardsoup.sweep import ledger, objective, search, summary, trials
+from rewardsoup.sweep import ledger, objective, summary, trials
+from rewardsoup.sweep import record as recording
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_floors_trial_records_constraints_and_the_wandb_keys(sweep_cfg, monkeypa
                         FakeRun(config=config, job_type=job_type, name=name, group=group))
     cfg = sweep_cfg("logger=wandb", "sweep.objective.kind=floors", "sweep.name=wb")
     for i, w in enumerate((0.2, 0.8)):
-        search.record(cfg, merge_request(sweep_cfg("logger=wandb", "sweep.objective.kind=floors", "sweep.name=wb",
+        recording.record(cfg, merge_request(sweep_cfg("logger=wandb", "sweep.objective.kind=floors", "sweep.name=wb",
                                                    f"merge.weights.thumbs={w}")), "optuna", i)
     members = json.loads((ledger.Path(cfg.sweep.dir) / "members.json").read_text())["members"]
     assert set(members) == {"thumbs", "pairs", "harmless"}
@@ -157,7 +158,7 @@ def test_push_to_hub_with_the_hub_offline_fails_before_the_pick_writes_anything(
     from rewardsoup.sweep.pick import pick_best
 
     cfg = sweep_cfg("sweep.name=hubpush", "pick.push_to_hub=someone/soup")
-    search.record(cfg, merge_request(cfg), "optuna", 0)
+    recording.record(cfg, merge_request(cfg), "optuna", 0)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.hub_reachable.cache_clear()
     with pytest.raises(RewardSoupError, match="someone/soup.*unreachable"):

@@ -16,7 +16,7 @@ from rewardsoup.scoring.metrics import score_evalsets, take_rows
 from rewardsoup.scoring.prefix import score_groups, score_text_groups
 from rewardsoup.scoring.rewards import score_ids, tokenize
 from rewardsoup.scoring.truncation import MODES, common_prefix, truncate
-from rewardsoup.sweep import proxy
+from rewardsoup.search import proxy
 
 PROMPT = ("\n\nHuman: My neighbour keeps parking in front of my driveway and I cannot get my car out in the "
           "morning. I have asked twice already. What can I do about it without starting a fight?\n\nAssistant:")

@@ -3,7 +3,7 @@
 A layer-wise soup gives each member one weight per group: by default the embedding (`embed`), each
 transformer block (`block<i>`, or `blocks<i>-<j>` when blocks are pooled), the final norm (`norm`) and the
 score head (`head`). `merge.layers.<member>.<group>` sets them by hand or from a sweep (search=cmaes_layers);
-`sweep.layerwise` learns them. Either way they reach mergekit as per-tensor weights (`on_disk.mergekit_config`).
+`search.layerwise` learns them. Either way they reach mergekit as per-tensor weights (`on_disk.mergekit_config`).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def merge_request(cfg: DictConfig) -> dict[str, Any]:
 def checked_config(r: dict[str, Any]) -> dict[str, Any]:
     """Every pre-flight check on request `r`, then its exact mergekit YAML dict."""
     base = r["base"] if method_spec(r["method"]).uses_base else None
-    layers = r.get("layer_weights")  # a layer-wise soup (`sweep.layerwise`): per-tensor weights
+    layers = r.get("layer_weights")  # a layer-wise soup (`search.layerwise`): per-tensor weights
     preflight(r["method"], base, r["members"], r["weights"], r["density"], r["params"], layers)
     return mergekit_config(r["method"], base, r["members"], r["weights"], r["density"], r["params"],
                            r.get("dtype", "float32"), layers)

@@ -10,7 +10,7 @@ member rewards, credited per row by `scoring.metrics`' own credit rules and comb
 `run_proxy(cfg, record)`:
 1. draws `proxy.candidates` weight vectors from Dirichlet(1) on the simplex (seeded; rounded to 4 decimals, and the
    proxy scores the rounded vector that is merged), ranks them by proxy objective;
-2. merges and scores the best `proxy.top_k` for real through `record` (`sweep.search.record`, passed in because
+2. merges and scores the best `proxy.top_k` for real through `record` (`sweep.record.record`, passed in because
    search.py dispatches here), one ledger row each with source `proxy`. Methods with a density merge each of them at
    every density of `proxy.densities` (top_k x len(densities) real trials; the proxy cannot rank densities, so they
    are a small fixed grid), or at `merge.density` when the list is empty;
@@ -47,9 +47,9 @@ from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.evalsets import cache_key, load_evalset
 from rewardsoup.scoring.metrics import EvalSet, binary_credit, pair_credit, row_credit, score_evalsets
 from rewardsoup.sweep.objective import dataset_score, objective_value
-from rewardsoup.sweep.proxy_config import ProxyConfig
+from rewardsoup.search.config import ProxyConfig
 
-Record = Callable[..., Mapping[str, Any]]  # sweep.search.record(cfg, request, source=..., trial=...) -> ledger row
+Record = Callable[..., Mapping[str, Any]]  # sweep.record.record(cfg, request, source=..., trial=...) -> ledger row
 DECIMALS = 4  # weights in ledger rows: readable keys; the proxy scores the rounded vector that is merged
 
 

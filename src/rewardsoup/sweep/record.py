@@ -1,47 +1,25 @@
-"""merge.py's work: a soup on disk, one sweep trial, a soup-baseline search, or the pick of a sweep.
+"""One ledger row per scored merge: every search strategy (`rewardsoup.search`) records its trials here.
 
-`merge.mode`:
-- `soup` (single run default): mergekit writes the soup (`rewardsoup.merging.soup.merge_soup`);
-- `trial` (multirun default): in-memory merge, val objective, one ledger row, one W&B run
-  (`job_type=trial`, group = the sweep, flat `weight_<member>`/`density` config keys); returns the
-  objective so the Optuna sweeper can tell it. A request already in the ledger is not recomputed;
-- `greedy` / `uniform`: the model-soups baselines as searches, recorded in the same ledger;
-- `pick`: best trial by val objective -> mergekit soup + test evaluation + plots (`rewardsoup.sweep.pick`);
-- `proxy` / `layerwise`: searches of their own (`sweep.proxy`, `sweep.layerwise`), recording through `record`.
+`record` scores a merge request in memory (`sweep.trials`), or finds it already in the ledger, logs one W&B run
+(`job_type=trial`, group = the sweep, flat `weight_<member>` / `density` / `layer_<member>_<group>` config keys)
+and appends one ledger row; `sweeper_result` is what a trial job hands the rewardsoup_optuna sweeper.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Mapping
 
 from omegaconf import DictConfig
 
-from rewardsoup.sweep import ledger
 from rewardsoup.core.plain import plain
-from rewardsoup.core.trial import TRIAL_ENV_VAR
-from rewardsoup.merging.layers import layer_groups
-from rewardsoup.merging.soup import merge_request, merge_soup
 from rewardsoup.core.tracking import start_run
-from rewardsoup.sweep import references
+from rewardsoup.merging.layers import layer_groups
+from rewardsoup.merging.soup import merge_request
+from rewardsoup.sweep import ledger, references
 from rewardsoup.sweep.objective import floor_constraints, objective_value, violation
-from rewardsoup.sweep.layerwise import run_layerwise
-from rewardsoup.sweep.proxy import run_proxy
-from rewardsoup.sweep.pruning import Reporter, reporter
-from rewardsoup.sweep.references import ingredients
+from rewardsoup.sweep.pruning import Reporter
 from rewardsoup.sweep.trials import score_request
-from rewardsoup.sweep.pick import pick_best
-
-
-def _multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:  # not under @hydra.main (compose API)
-        return False
 
 
 def flat_params(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,52 +103,3 @@ def sweeper_result(row: Mapping[str, Any]) -> dict[str, Any]:
     cons = row.get("constraints")
     return {"objective": float(row["objective"]), "values": dict(row["val"]), "state": row.get("state", "complete"),
             "constraints": None if cons is None else {d: cons[d] for d in sorted(cons)}}
-
-
-def run_trial(cfg: DictConfig) -> dict[str, Any]:
-    from hydra.core.hydra_config import HydraConfig
-
-    trial: Any = os.environ.get(TRIAL_ENV_VAR)
-    if trial is not None:  # the Optuna trial number, as Optuna counts it
-        trial = int(trial)
-    else:  # a Hydra multirun job number, or (wandb agent, single runs) a unique run id
-        trial = HydraConfig.get().job.num if _multirun() else os.environ.get("WANDB_RUN_ID", f"run-{time.time_ns()}")
-    source = "optuna" if TRIAL_ENV_VAR in os.environ else "grid"
-    return sweeper_result(record(cfg, merge_request(cfg), source, trial, reporter(cfg.sweep.dir)))
-
-
-def run_uniform(cfg: DictConfig) -> float:
-    """The uniform soup: an equal-weight linear merge of every member."""
-    request = merge_request(cfg)
-    return float(record(cfg, ingredients(request, sorted(request["members"]), "linear"), "uniform", "uniform")["objective"])
-
-
-def run_greedy(cfg: DictConfig) -> float:
-    """Greedy soup (Wortsman et al. 2022): rank members by their own val objective, then add each in turn
-    to an equal-weight soup (method `greedy.method`, linear by default) if the objective improves."""
-    request = merge_request(cfg)
-    method = str(cfg.greedy.method)
-    solo = {n: record(cfg, ingredients(request, [n], "linear"), "greedy", f"solo-{n}")["objective"]
-            for n in sorted(request["members"])}
-    order = sorted(solo, key=lambda n: -solo[n])
-    soup, best = [order[0]], solo[order[0]]
-    for n in order[1:]:
-        value = record(cfg, ingredients(request, soup + [n], method), "greedy", f"add-{'+'.join(soup + [n])}")["objective"]
-        if value > best:
-            soup, best = soup + [n], value
-    print(f"[rewardsoup] greedy soup: {soup} (val objective {best:.4f}; solo {solo})", flush=True)
-    return float(best)
-
-
-def merge_job(cfg: DictConfig) -> Any:
-    mode = str(cfg.get("mode", "auto"))  # one of sweep/config.py's MODES (run_job checked it)
-    if mode == "auto":
-        mode = "trial" if _multirun() else "soup"
-    if mode == "pick":
-
-        return pick_best(cfg)
-    if mode == "proxy":
-        return run_proxy(cfg, record)
-    if mode == "layerwise":
-        return run_layerwise(cfg, record)
-    return {"soup": merge_soup, "trial": run_trial, "greedy": run_greedy, "uniform": run_uniform}[mode](cfg)
