@@ -29,7 +29,8 @@ test-slow: setup
 demo: setup
 	$(BIN)/python -m rewardsoup.pipeline $(ARGS)
 
-# The same pipeline on ../shared/data (hh-rlhf harmless, kto_en_demo, dpo_en_demo); not part of make test.
+# The helpful-vs-harmless recipe on ../shared/data (hh-rlhf helpful-base + rejection-sampled, harmless-base;
+# conf/recipe/real.yaml, docs/real-data.md); not part of make test.
 report-real: setup
 	$(BIN)/python -m rewardsoup.pipeline --recipe real paths.root=$(CURDIR)/outputs/real $(ARGS)
 

@@ -12,7 +12,8 @@ only what is missing, so the dense reference is computed once and cached):
   about one TPE sweep; layerwise_after_tpe: from the whole TPE sweep's pick (what a user runs after a sweep);
 - cmaes_layers: `search=cmaes_layers` (CMA-ES over one weight per member and layer group);
 - random: `--reference` random global trials; its best val objective (the floors rule) is the dense
-  reference every regret is measured from; its first trials up to the budget are a strategy too.
+  reference every regret is measured from; its first trials up to the budget are a strategy too (its wall is
+  the run's, pro rata to those trials).
 
 Compute = val texts forwarded (a backward pass counts as two; each member's own val pass for the floors is
 shared by all and not counted). The budget is the TPE sweep's texts; a strategy's pick at the budget is the
@@ -44,6 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from rewardsoup.core.atomic import atomic_write_json  # noqa: E402
 from rewardsoup.core.plain import plain  # noqa: E402
 from rewardsoup.pipeline.recipes import compose_cfg, load_recipe  # noqa: E402
+from rewardsoup.pipeline.run import WALLS  # noqa: E402
 from rewardsoup.scoring import config as scoring  # noqa: E402
 from rewardsoup.scoring import stats  # noqa: E402
 from rewardsoup.scoring.evalsets import load_evalset  # noqa: E402
@@ -54,6 +56,7 @@ from rewardsoup.sweep.summary import choose  # noqa: E402
 
 PRUNED = ["hydra.sweeper.pruner=successive_halving", "+hydra.sweeper.pruner_kwargs.min_resource=1",
           "+hydra.sweeper.pruner_kwargs.reduction_factor=2"]
+WALL = "bench_wall.json"  # a strategy's wall seconds, beside its ledger
 CMAES = {"demo": "cmaes_layers", "real": "cmaes_layers_real"}  # conf/search presets with the recipe's members
 
 
@@ -83,6 +86,7 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
     walls = {}
     if not (tpe_dir / "pick.json").exists():
         walls["tpe"] = _merge([*common, "search=optuna"], True, log)
+        atomic_write_json(tpe_dir / WALL, {"wall_s": walls["tpe"]})
     tpe_rows = ledger.complete(ledger.read(tpe_dir)[1])
     half = sorted(tpe_rows, key=lambda r: r["trial"])[: max(1, len(tpe_rows) // 2)]
     plan = {
@@ -103,11 +107,24 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
         done = ledger.read(dirs[name])[1]
         if name.startswith("layerwise") and any(r.get("source") == "layerwise" for r in done):
             continue
-        walls[name] = _merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log)  # extra wins
+        wall = _merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log)  # extra wins
+        atomic_write_json(dirs[name] / WALL, {"wall_s": _wall(dirs[name]) + wall})  # a resumed run adds its time
     for name in plan:  # the others, as far as earlier runs got (the dense reference is resumed, not redone)
         if name not in dirs and (sweeps / f"bench-{name}" / ledger.LEDGER).exists():
             dirs[name] = sweeps / f"bench-{name}"
-    return {n: {"dir": d, "wall": walls.get(n)} for n, d in dirs.items()}
+    walls.setdefault("tpe", _wall(tpe_dir) or _pipeline_sweep_wall(Path(cfg.paths.root)))
+    return {n: {"dir": d, "wall": walls.get(n) or _wall(d) or None} for n, d in dirs.items()}
+
+
+def _pipeline_sweep_wall(root: Path) -> float:
+    """The sweep stage's seconds when `make demo` / `make report-real` ran the TPE sweep (0 when unknown)."""
+    walls = json.loads((root / WALLS).read_text()) if (root / WALLS).exists() else {}
+    return next((s for stage, s in walls.items() if stage.startswith("3/5 sweep")), 0.0)
+
+
+def _wall(folder: Path) -> float:
+    """Seconds this bench has spent running the strategy into `folder` (kept there, so a report-only rerun has it)."""
+    return json.loads((folder / WALL).read_text())["wall_s"] if (folder / WALL).exists() else 0.0
 
 
 def curve(name: str, rows: list[dict], objective: dict, floors: dict, n_members: int, val_texts: int):
@@ -137,10 +154,11 @@ def plot(path: Path, curves: dict[str, list], budget: int, reference: float) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, pts in curves.items():
+    for i, (name, pts) in enumerate(curves.items()):  # line styles cycle: TPE's random start-up is random's start
         if pts:
             xs, ys = zip(*pts)
-            ax.step(xs, ys, where="post", marker="o" if len(pts) < 3 else None, label=name)
+            ax.step(xs, ys, where="post", marker="o" if len(pts) < 3 else None, label=name,
+                    ls=("-", "--", "-.", ":")[i % 4], lw=2.2 if name == "tpe" else 1.3)
     ax.axvline(budget, color="grey", lw=0.8, ls=":", label="budget (TPE)")
     ax.axhline(reference, color="black", lw=0.8, ls="--", label="dense reference")
     ax.set_xlabel("val texts forwarded (backward = 2)")
@@ -193,6 +211,8 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
             or [row for row in r["rows"] if row["_spent"] <= budget * 1.05 or name == "tpe"]
         pick = choose(own, objective, floors)[0]
         r.update(pick=pick, texts=own[-1]["_spent"] if not name.startswith("layerwise") else pick["_spent"])
+        if name == "random" and r["wall"] is not None:  # its run is the whole reference: count the budget's share
+            r["wall"] *= len(own) / len(r["rows"])
         if pick["key"] not in cache:
             cache[pick["key"]] = test_credits(cfg, pick["request"])
         r["test"] = cache[pick["key"]]
