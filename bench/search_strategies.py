@@ -25,7 +25,7 @@ resamples each dataset's rows on their own). One plot: best val objective so far
     .venv/bin/python bench/search_strategies.py --recipe real --root outputs/real --reference 40
 
 Last line: JSON {"bench": "search_strategies", "recipe", "budget_texts", "reference_trials", "reference_val",
-"strategies": {name: {"texts", "wall_s", "val", "feasible", "regret", "test_mean", "vs_tpe": {diff, lo, hi}}},
+"strategies": {name: {"texts", "wall_s", "peak_rss_mib", "val", "feasible", "regret", "test_mean", "vs_tpe": {diff, lo, hi}}},
 "layerwise_vs_tpe_test_mean": {diff, lo, hi, n}, "layerwise_verdict"}.
 """
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -56,16 +57,33 @@ from rewardsoup.sweep.summary import choose  # noqa: E402
 
 PRUNED = ["hydra.sweeper.pruner=successive_halving", "+hydra.sweeper.pruner_kwargs.min_resource=1",
           "+hydra.sweeper.pruner_kwargs.reduction_factor=2"]
-WALL = "bench_wall.json"  # a strategy's wall seconds, beside its ledger
+WALL = "bench_wall.json"  # a strategy's wall seconds and peak resident MiB, beside its ledger
 CMAES = {"demo": "cmaes_layers", "real": "cmaes_layers_real"}  # conf/search presets with the recipe's members
 
 
-def _merge(args: list[str], multirun: bool, log: Path) -> float:
+def _merge(args: list[str], multirun: bool, log: Path) -> tuple[float, float]:
+    """Run merge.py; its wall seconds and peak resident memory in MiB (the child's own, from wait4)."""
     start = time.monotonic()
     with open(log, "a") as out:
-        subprocess.run([sys.executable, "merge.py", *(["-m"] if multirun else []), *args], cwd=ROOT, check=True,
-                       stdout=out, stderr=subprocess.STDOUT)
-    return time.monotonic() - start
+        proc = subprocess.Popen([sys.executable, "merge.py", *(["-m"] if multirun else []), *args], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
+    return time.monotonic() - start, usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def _record(folder: Path, wall: float, peak_mib: float) -> None:
+    """Add a run's wall to the strategy's (a resumed run adds its time); keep the highest peak."""
+    old = _kept(folder)
+    atomic_write_json(folder / WALL, {"wall_s": old.get("wall_s", 0.0) + wall,
+                                      "peak_rss_mib": max(old.get("peak_rss_mib", 0.0), peak_mib)})
+
+
+def _kept(folder: Path) -> dict:
+    """What this bench measured running the strategy into `folder` (kept there, so a report-only rerun has it)."""
+    return json.loads((folder / WALL).read_text()) if (folder / WALL).exists() else {}
 
 
 def _seed_folder(target: Path, source: Path, rows: list[dict] | None) -> None:
@@ -83,10 +101,8 @@ def _seed_folder(target: Path, source: Path, rows: list[dict] | None) -> None:
 def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
     sweeps, log = Path(cfg.paths.root) / "sweeps", Path(a.work) / f"search-{a.recipe}.log"
     tpe_dir = sweeps / f"optuna-{cfg.merge.method}"
-    walls = {}
     if not (tpe_dir / "pick.json").exists():
-        walls["tpe"] = _merge([*common, "search=optuna"], True, log)
-        atomic_write_json(tpe_dir / WALL, {"wall_s": walls["tpe"]})
+        _record(tpe_dir, *_merge([*common, "search=optuna"], True, log))
     tpe_rows = ledger.complete(ledger.read(tpe_dir)[1])
     half = sorted(tpe_rows, key=lambda r: r["trial"])[: max(1, len(tpe_rows) // 2)]
     plan = {
@@ -107,24 +123,19 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
         done = ledger.read(dirs[name])[1]
         if name.startswith("layerwise") and any(r.get("source") == "layerwise" for r in done):
             continue
-        wall = _merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log)  # extra wins
-        atomic_write_json(dirs[name] / WALL, {"wall_s": _wall(dirs[name]) + wall})  # a resumed run adds its time
+        _record(dirs[name], *_merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log))  # extra wins
     for name in plan:  # the others, as far as earlier runs got (the dense reference is resumed, not redone)
         if name not in dirs and (sweeps / f"bench-{name}" / ledger.LEDGER).exists():
             dirs[name] = sweeps / f"bench-{name}"
-    walls.setdefault("tpe", _wall(tpe_dir) or _pipeline_sweep_wall(Path(cfg.paths.root)))
-    return {n: {"dir": d, "wall": walls.get(n) or _wall(d) or None} for n, d in dirs.items()}
+    pipeline_sweep = _pipeline_sweep_wall(Path(cfg.paths.root))  # when make demo / make report-real ran TPE
+    return {n: {"dir": d, "wall": _kept(d).get("wall_s") or (pipeline_sweep if n == "tpe" else None),
+                "peak": _kept(d).get("peak_rss_mib")} for n, d in dirs.items()}
 
 
-def _pipeline_sweep_wall(root: Path) -> float:
+def _pipeline_sweep_wall(root: Path) -> float | None:
     """The sweep stage's seconds when `make demo` / `make report-real` ran the TPE sweep (0 when unknown)."""
     walls = json.loads((root / WALLS).read_text()) if (root / WALLS).exists() else {}
-    return next((s for stage, s in walls.items() if stage.startswith("3/5 sweep")), 0.0)
-
-
-def _wall(folder: Path) -> float:
-    """Seconds this bench has spent running the strategy into `folder` (kept there, so a report-only rerun has it)."""
-    return json.loads((folder / WALL).read_text())["wall_s"] if (folder / WALL).exists() else 0.0
+    return next((s for stage, s in walls.items() if stage.startswith("3/5 sweep")), None)
 
 
 def curve(name: str, rows: list[dict], objective: dict, floors: dict, n_members: int, val_texts: int):
@@ -202,7 +213,7 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
     for name, run in runs.items():
         rows = ledger.read(run["dir"])[1]
         curves[name] = curve(name, rows, objective, floors, n_members, val_texts)
-        results[name] = {"rows": rows, "wall": run["wall"]}
+        results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
     budget = curves["tpe"][-1][0]
     reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
     cache = {}
@@ -221,9 +232,9 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
           f"(the TPE sweep); dense reference: best of {len(results.get('random', {}).get('rows', []))} random trials, "
           f"val {reference['objective'] if reference else float('nan'):.4f}\n")
     names = sorted(base)
-    print("| strategy | texts | wall s | pick | val mean | feasible | regret (pts) | test " + " | test ".join(names)
+    print("| strategy | texts | wall s | peak RSS GiB | pick | val mean | feasible | regret (pts) | test " + " | test ".join(names)
           + " | test mean vs TPE pick |")
-    print("|---" * (8 + len(names)) + "|")
+    print("|---" * (9 + len(names)) + "|")
     out = {}
     for name, r in results.items():
         p = r["pick"]
@@ -232,11 +243,11 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         regret = 100 * (reference["objective"] - p["objective"]) if reference else None
         cells = [f"{r['test'][d].mean():.3f} ({100 * per[d]['diff']:+.1f} [{100 * per[d]['lo']:+.1f}, "
                  f"{100 * per[d]['hi']:+.1f}])" for d in names]
-        wall = "" if r["wall"] is None else f"{r['wall']:.0f}"
+        wall = ("" if r["wall"] is None else f"{r['wall']:.0f}") + " | " + ("" if r["peak"] is None else f"{r['peak'] / 1024:.1f}")
         reg = "-" if regret is None else f"{regret:+.1f}"
         print(f"| {name} | {r['texts']:,} | {wall} | {p['trial']} | {p['objective']:.4f} | {p.get('feasible')} | {reg} | "
               + " | ".join(cells) + f" | {100 * mean['diff']:+.1f} [{100 * mean['lo']:+.1f}, {100 * mean['hi']:+.1f}] |")
-        out[name] = {"texts": r["texts"], "wall_s": r["wall"], "val": round(p["objective"], 6),
+        out[name] = {"texts": r["texts"], "wall_s": r["wall"], "peak_rss_mib": r["peak"], "val": round(p["objective"], 6),
                      "feasible": p.get("feasible"), "regret": None if regret is None else round(regret, 3),
                      "test_mean": round(float(sum(r["test"][d].mean() for d in names) / len(names)), 6),
                      "vs_tpe": {k: round(mean[k], 6) for k in ("diff", "lo", "hi")}}
