@@ -19,7 +19,9 @@ Compute = val texts forwarded (a backward pass counts as two; each member's own 
 shared by all and not counted). The budget is the TPE sweep's texts; a strategy's pick at the budget is the
 floors rule over its rows that fit in it (layer-wise: its single row, whatever it cost). Each pick is scored
 on TEST and compared with the TPE pick per dataset and on the test mean (paired 95% intervals; the mean's
-resamples each dataset's rows on their own). One plot: best val objective so far against texts forwarded.
+resamples each dataset's rows on their own; each pick's test credits are kept in
+<work>/search-strategies-<recipe>-test.json, so a report-only rerun, `--only ''`, scores only new picks).
+One plot: best val objective so far against texts forwarded.
 
     .venv/bin/python bench/search_strategies.py [--recipe demo] [--root outputs] [--reference 100]
     .venv/bin/python bench/search_strategies.py --recipe real --root outputs/real --reference 40
@@ -39,6 +41,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -160,6 +164,21 @@ def test_credits(cfg, request: dict) -> dict:
     return {es.name: row_credit(es, s.rewards) for es, s in zip(evalsets, scored)}
 
 
+def _stamped(pick: dict) -> str:
+    """The pick's key with its base's and members' folder times: retrained members never reuse old test scores."""
+    req = pick["request"]
+    return pick["key"] + "@" + ",".join(str(Path(p).stat().st_mtime_ns) for p in [req["base"], *req["members"].values()])
+
+
+def _test_cache(path: Path, cache: dict | None = None) -> dict:
+    """Per-row test credits by pick key, kept in `path` so a report-only rerun scores only new picks."""
+    if cache is not None:
+        atomic_write_json(path, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
+        return cache
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    return {k: {d: np.asarray(v) for d, v in c.items()} for k, c in kept.items()}
+
+
 def plot(path: Path, curves: dict[str, list], budget: int, reference: float) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -216,7 +235,7 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
     budget = curves["tpe"][-1][0]
     reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
-    cache = {}
+    cache = _test_cache(Path(a.work) / f"search-strategies-{a.recipe}-test.json")
     for name, r in results.items():
         own = [row for row in r["rows"] if name.startswith("layerwise") and row.get("source") == "layerwise"] \
             or [row for row in r["rows"] if row["_spent"] <= budget * 1.05 or name == "tpe"]
@@ -224,9 +243,11 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         r.update(pick=pick, texts=own[-1]["_spent"] if not name.startswith("layerwise") else pick["_spent"])
         if name == "random" and r["wall"] is not None:  # its run is the whole reference: count the budget's share
             r["wall"] *= len(own) / len(r["rows"])
-        if pick["key"] not in cache:
-            cache[pick["key"]] = test_credits(cfg, pick["request"])
-        r["test"] = cache[pick["key"]]
+        key = _stamped(pick)
+        if key not in cache:
+            cache[key] = test_credits(cfg, pick["request"])
+            _test_cache(Path(a.work) / f"search-strategies-{a.recipe}-test.json", cache)
+        r["test"] = cache[key]
     base = results["tpe"]["test"]
     print(f"Recipe {a.recipe}: {n_members} members, val {val_texts:,} texts a trial, budget {budget:,} texts "
           f"(the TPE sweep); dense reference: best of {len(results.get('random', {}).get('rows', []))} random trials, "
