@@ -106,7 +106,7 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
     sweeps, log = Path(cfg.paths.root) / "sweeps", Path(a.work) / f"search-{a.recipe}.log"
     tpe_dir = sweeps / f"optuna-{cfg.merge.method}"
     if not (tpe_dir / "pick.json").exists():
-        _record(tpe_dir, *_merge([*common, "search=optuna"], True, log))
+        _record(tpe_dir, *_merge([*common, *a.sweeper, "search=optuna"], True, log))
     tpe_rows = ledger.complete(ledger.read(tpe_dir)[1])
     half = sorted(tpe_rows, key=lambda r: r["trial"])[: max(1, len(tpe_rows) // 2)]
     plan = {
@@ -127,7 +127,8 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
         done = ledger.read(dirs[name])[1]
         if name.startswith("layerwise") and any(r.get("source") == "layerwise" for r in done):
             continue
-        _record(dirs[name], *_merge([*common, *extra, f"sweep.name=bench-{name}"], multi, log))  # extra wins
+        sweeper = a.sweeper if multi else []  # extra wins over the recipe's sweeper keys
+        _record(dirs[name], *_merge([*common, *sweeper, *extra, f"sweep.name=bench-{name}"], multi, log))
     for name in plan:  # the others, as far as earlier runs got (the dense reference is resumed, not redone)
         if name not in dirs and (sweeps / f"bench-{name}" / ledger.LEDGER).exists():
             dirs[name] = sweeps / f"bench-{name}"
@@ -214,8 +215,9 @@ def main() -> None:
     root = Path(a.root).resolve()
     a.work = a.work or str(root / "reports")
     Path(a.work).mkdir(parents=True, exist_ok=True)
-    common = [f"paths.root={root}", "logger=none", "sweep.objective.kind=floors",
-              *(load_recipe("real").merge if a.recipe == "real" else [])]
+    recipe = load_recipe("real").merge if a.recipe == "real" else []
+    a.sweeper = [o for o in recipe if o.startswith("hydra.sweeper.")]  # only Optuna runs have these keys
+    common = [f"paths.root={root}", "logger=none", "sweep.objective.kind=floors", *(o for o in recipe if o not in a.sweeper)]
     cfg = compose_cfg("merge", common)
     runs = run_strategies(a, common, cfg)
     report(a, cfg, runs)
