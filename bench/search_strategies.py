@@ -132,13 +132,13 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
     for name in plan:  # the others, as far as earlier runs got (the dense reference is resumed, not redone)
         if name not in dirs and (sweeps / f"bench-{name}" / ledger.LEDGER).exists():
             dirs[name] = sweeps / f"bench-{name}"
-    pipeline_sweep = _pipeline_sweep_wall(Path(cfg.paths.root))  # when make demo / make report-real ran TPE
-    return {n: {"dir": d, "wall": _kept(d).get("wall_s") or (pipeline_sweep if n == "tpe" else None),
-                "peak": _kept(d).get("peak_rss_mib")} for n, d in dirs.items()}
+    kept = {n: _kept(d) for n, d in dirs.items()}
+    kept["tpe"].setdefault("wall_s", _pipeline_sweep_wall(Path(cfg.paths.root)))  # make demo / report-real ran it
+    return {n: {"dir": d, "wall": kept[n].get("wall_s"), "peak": kept[n].get("peak_rss_mib")} for n, d in dirs.items()}
 
 
 def _pipeline_sweep_wall(root: Path) -> float | None:
-    """The sweep stage's seconds when `make demo` / `make report-real` ran the TPE sweep (0 when unknown)."""
+    """The sweep stage's seconds when `make demo` / `make report-real` ran the TPE sweep (None when unknown)."""
     walls = json.loads((root / WALLS).read_text()) if (root / WALLS).exists() else {}
     return next((s for stage, s in walls.items() if stage.startswith("3/5 sweep")), None)
 
@@ -171,11 +171,8 @@ def _stamped(pick: dict) -> str:
     return pick["key"] + "@" + ",".join(str(Path(p).stat().st_mtime_ns) for p in [req["base"], *req["members"].values()])
 
 
-def _test_cache(path: Path, cache: dict | None = None) -> dict:
-    """Per-row test credits by pick key, kept in `path` so a report-only rerun scores only new picks."""
-    if cache is not None:
-        atomic_write_json(path, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
-        return cache
+def _load_tests(path: Path) -> dict:
+    """Per-row test credits by stamped pick key, kept in `path` so a report-only rerun scores only new picks."""
     kept = json.loads(path.read_text()) if path.exists() else {}
     return {k: {d: np.asarray(v) for d, v in c.items()} for k, c in kept.items()}
 
@@ -237,7 +234,8 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
     budget = curves["tpe"][-1][0]
     reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
-    cache = _test_cache(Path(a.work) / f"search-strategies-{a.recipe}-test.json")
+    tests = Path(a.work) / f"search-strategies-{a.recipe}-test.json"
+    cache = _load_tests(tests)
     for name, r in results.items():
         own = [row for row in r["rows"] if name.startswith("layerwise") and row.get("source") == "layerwise"] \
             or [row for row in r["rows"] if row["_spent"] <= budget * 1.05 or name == "tpe"]
@@ -248,7 +246,7 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         key = _stamped(pick)
         if key not in cache:
             cache[key] = test_credits(cfg, pick["request"])
-            _test_cache(Path(a.work) / f"search-strategies-{a.recipe}-test.json", cache)
+            atomic_write_json(tests, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
         r["test"] = cache[key]
     base = results["tpe"]["test"]
     print(f"Recipe {a.recipe}: {n_members} members, val {val_texts:,} texts a trial, budget {budget:,} texts "
