@@ -10,6 +10,7 @@ only what is missing, so the dense reference is computed once and cached):
 - proxy: `search=proxy` (logit-ensemble screening, then its real trials; the members' val pass counts);
 - layerwise: `search=layerwise` from the pick of TPE's first half of trials, so with its learning it costs
   about one TPE sweep; layerwise_after_tpe: from the whole TPE sweep's pick (what a user runs after a sweep);
+  layerwise_equal: `layerwise.start=equal` (the recipe's merge.weights and density, no sweep at all);
 - cmaes_layers: `search=cmaes_layers` (CMA-ES over one weight per member and layer group);
 - random: `--reference` random global trials; its best val objective (the floors rule) is the dense
   reference every regret is measured from; its first trials up to the budget are a strategy too (its wall is
@@ -21,13 +22,18 @@ floors rule over its rows that fit in it (layer-wise: its single row, whatever i
 on TEST and compared with the TPE pick per dataset and on the test mean (paired 95% intervals; the mean's
 resamples each dataset's rows on their own; each pick's test credits are kept in
 <work>/search-strategies-<recipe>-test.json, so a report-only rerun, `--only ''`, scores only new picks).
+A second table pairs each pick on test with what a user would choose instead: each dataset's specialist (the
+member best on it; the recipe's 2-point bar: holds / fails / cannot tell), and on the test mean the multi-task
+model (when the recipe trained one) and the members' logit ensemble (cached beside the picks' credits).
 One plot: best val objective so far against texts forwarded.
 
     .venv/bin/python bench/search_strategies.py [--recipe demo] [--root outputs] [--reference 100]
     .venv/bin/python bench/search_strategies.py --recipe real --root outputs/real --reference 40
 
 Last line: JSON {"bench": "search_strategies", "recipe", "budget_texts", "reference_trials", "reference_val",
-"strategies": {name: {"texts", "wall_s", "peak_rss_mib", "val", "feasible", "regret", "test_mean", "vs_tpe": {diff, lo, hi}}},
+"strategies": {name: {"texts", "wall_s", "peak_rss_mib", "val", "feasible", "regret", "test_mean", "vs_tpe": {diff, lo, hi},
+"bar": {dataset: {diff, lo, hi, n, specialist, verdict}}, "vs_multitask"/"vs_ensemble": {diff, lo, hi, n, verdict}}}
+(the multitask and ensemble rows carry test_mean and bar only),
 "layerwise_vs_tpe_test_mean": {diff, lo, hi, n}, "layerwise_verdict"}.
 """
 
@@ -49,12 +55,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rewardsoup.core.atomic import atomic_write_json  # noqa: E402
 from rewardsoup.core.plain import plain  # noqa: E402
+from rewardsoup.evaluation.comparisons import verdict  # noqa: E402
+from rewardsoup.evaluation.job import model_kind  # noqa: E402
+from rewardsoup.models.loading import load_reward_model  # noqa: E402
 from rewardsoup.pipeline.recipes import compose_cfg, load_recipe  # noqa: E402
 from rewardsoup.pipeline.run import WALLS  # noqa: E402
 from rewardsoup.scoring import config as scoring  # noqa: E402
 from rewardsoup.scoring import stats  # noqa: E402
 from rewardsoup.scoring.evalsets import load_evalset  # noqa: E402
-from rewardsoup.scoring.metrics import row_credit, score_evalsets  # noqa: E402
+from rewardsoup.scoring.metrics import ensemble, row_credit, score_evalsets  # noqa: E402
 from rewardsoup.sweep import ledger, references  # noqa: E402
 from rewardsoup.sweep.resident import resident  # noqa: E402
 from rewardsoup.sweep.summary import choose  # noqa: E402
@@ -114,6 +123,7 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
         "proxy": (False, ["search=proxy"], None),
         "layerwise": (False, ["search=layerwise"], half),
         "layerwise_after_tpe": (False, ["search=layerwise"], tpe_rows),
+        "layerwise_equal": (False, ["search=layerwise", "layerwise.start=equal"], None),
         "cmaes_layers": (True, [f"search={CMAES[a.recipe]}", f"hydra.sweeper.n_trials={a.cmaes_trials}",
                                 "hydra.sweeper.simplex=null"], None),
         "random": (True, ["search=optuna", "hydra.sweeper.sampler=random", f"hydra.sweeper.n_trials={a.reference}",
@@ -156,13 +166,72 @@ def curve(name: str, rows: list[dict], objective: dict, floors: dict, n_members:
     return points
 
 
+def _test_sets(cfg, tokenizer_dir: str) -> list:
+    return [load_evalset(n, cfg.datasets[n], "test", tokenizer_dir, int(cfg.trial.max_length), cfg.paths.cache,
+                         scoring.truncation(cfg)) for n in cfg.datasets]
+
+
 def test_credits(cfg, request: dict) -> dict:
     prepared, model = resident(request["base"], request["members"])
     prepared.apply(model, request)
-    evalsets = [load_evalset(n, cfg.datasets[n], "test", request["base"], int(cfg.trial.max_length), cfg.paths.cache,
-                             scoring.truncation(cfg)) for n in cfg.datasets]
+    evalsets = _test_sets(cfg, request["base"])
     scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(cfg.trial.batch_size))
     return {es.name: row_credit(es, s.rewards) for es, s in zip(evalsets, scored)}
+
+
+def alternative_credits(cfg, request: dict, cache: dict, tests: Path) -> dict[str, dict]:
+    """Test credits of what a user weighs against a soup: each member (the specialists), the multi-task model
+    (kind multitask under paths.members, when trained) and the members' logit ensemble; cached like the picks'."""
+    members = {n: Path(p) for n, p in request["members"].items()}
+    multitask = [p for p in sorted(Path(cfg.paths.members).glob("*")) if p.is_dir() and model_kind(p) == "multitask"]
+    folders = members | ({"multitask": multitask[0]} if multitask else {})
+    stamp = "@" + ",".join(f"{n}={p.stat().st_mtime_ns}" for n, p in folders.items())
+    if f"ensemble{stamp}" not in cache:
+        evalsets, scored = _test_sets(cfg, request["base"]), {}
+        for name, folder in folders.items():
+            model = load_reward_model(folder)
+            scored[name] = score_evalsets(model, evalsets, model.config.pad_token_id, int(cfg.trial.batch_size))
+        scored["ensemble"] = [ensemble([scored[m][i] for m in members]) for i in range(len(evalsets))]
+        for name, sc in scored.items():
+            cache[f"{name}{stamp}"] = {es.name: row_credit(es, s.rewards) for es, s in zip(evalsets, sc)}
+        atomic_write_json(tests, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
+    return {n: cache[f"{n}{stamp}"] for n in [*folders, "ensemble"]}
+
+
+def against_alternatives(picks: dict[str, dict], alts: dict[str, dict], members: list[str]) -> dict[str, dict]:
+    """Each pick (and the multi-task model and the ensemble) paired on test with each dataset's specialist (the
+    member best on it: the recipe's 2-point bar) and, on the test mean, with the multi-task model and the
+    ensemble; every cell a paired difference with its interval and verdict."""
+    names = sorted(alts["ensemble"])
+    specialist = {d: max(members, key=lambda m: alts[m][d].mean()) for d in names}
+    rows = picks | {n: alts[n] for n in ("multitask", "ensemble") if n in alts}
+    out = {}
+    for name, credits in rows.items():
+        bar = {d: stats.paired(credits[d], alts[specialist[d]][d]) | {"specialist": specialist[d]} for d in names}
+        out[name] = {"bar": {d: b | {"verdict": stats.bar_verdict(b)} for d, b in bar.items()}}
+        for alt in ("multitask", "ensemble"):
+            if alt in alts and alt != name:
+                m = stats.paired_mean(credits, alts[alt])
+                out[name][f"vs_{alt}"] = m | {"verdict": verdict(m)}
+    return out
+
+
+def _cell(d: dict, word: str) -> str:
+    return f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] {word}"
+
+
+def print_alternatives(table: dict[str, dict]) -> None:
+    """The second table: each pick against the specialists (bar), the multi-task model and the ensemble."""
+    names = sorted(next(iter(table.values()))["bar"])
+    alts = [a for a in ("multitask", "ensemble") if any(f"vs_{a}" in row for row in table.values())]
+    first = next(iter(table.values()))["bar"]
+    print("\n| test, paired | " + " | ".join(f"{d} vs {first[d]['specialist']} (bar)" for d in names)
+          + "".join(f" | mean vs {a}" for a in alts) + " |")
+    print("|---" * (1 + len(names) + len(alts)) + "|")
+    for name, row in table.items():
+        cells = [_cell(row["bar"][d], row["bar"][d]["verdict"]) for d in names]
+        cells += [_cell(row[f"vs_{a}"], row[f"vs_{a}"]["verdict"]) if f"vs_{a}" in row else "-" for a in alts]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def _stamped(pick: dict) -> str:
@@ -220,20 +289,10 @@ def main() -> None:
     report(a, cfg, runs)
 
 
-def report(a, cfg, runs: dict[str, dict]) -> None:
-    objective = plain(cfg.sweep.objective)
-    tpe_dir = runs["tpe"]["dir"]
-    floors = references.floors(cfg, tpe_dir)
-    header = ledger.read(tpe_dir)[0]
-    val_texts = ledger.complete(ledger.read(tpe_dir)[1])[0]["texts"]
-    n_members = len(header["members"])
-    results, curves = {}, {}
-    for name, run in runs.items():
-        rows = ledger.read(run["dir"])[1]
-        curves[name] = curve(name, rows, objective, floors, n_members, val_texts)
-        results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
-    budget = curves["tpe"][-1][0]
-    reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
+def _score_picks(a, cfg, results: dict[str, dict], budget: int) -> dict:
+    """Each strategy's pick at the budget (`pick`, `texts`) and its per-row test credits (`test`); returns the
+    test-credit cache (kept in <work>, so only new picks and alternatives are scored)."""
+    objective, floors = plain(cfg.sweep.objective), references.floors(cfg, results["tpe"]["dir"])
     tests = Path(a.work) / f"search-strategies-{a.recipe}-test.json"
     cache = _load_tests(tests)
     for name, r in results.items():
@@ -248,10 +307,12 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
             cache[key] = test_credits(cfg, pick["request"])
             atomic_write_json(tests, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
         r["test"] = cache[key]
+    return {"cache": cache, "path": tests}
+
+
+def print_strategies(results: dict[str, dict], reference: dict | None) -> dict[str, dict]:
+    """The first table (each pick against the TPE pick); its rows for the JSON line."""
     base = results["tpe"]["test"]
-    print(f"Recipe {a.recipe}: {n_members} members, val {val_texts:,} texts a trial, budget {budget:,} texts "
-          f"(the TPE sweep); dense reference: best of {len(results.get('random', {}).get('rows', []))} random trials, "
-          f"val {reference['objective'] if reference else float('nan'):.4f}\n")
     names = sorted(base)
     print("| strategy | texts | wall s | peak RSS GiB | pick | val mean | feasible | regret (pts) | test " + " | test ".join(names)
           + " | test mean vs TPE pick |")
@@ -267,23 +328,56 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         wall = ("" if r["wall"] is None else f"{r['wall']:.0f}") + " | " + ("" if r["peak"] is None else f"{r['peak'] / 1024:.1f}")
         reg = "-" if regret is None else f"{regret:+.1f}"
         print(f"| {name} | {r['texts']:,} | {wall} | {p['trial']} | {p['objective']:.4f} | {p.get('feasible')} | {reg} | "
-              + " | ".join(cells) + f" | {100 * mean['diff']:+.1f} [{100 * mean['lo']:+.1f}, {100 * mean['hi']:+.1f}] |")
+              + " | ".join(cells) + f" | {_cell(mean, '').strip()} |")
         out[name] = {"texts": r["texts"], "wall_s": r["wall"], "peak_rss_mib": r["peak"], "val": round(p["objective"], 6),
                      "feasible": p.get("feasible"), "regret": None if regret is None else round(regret, 3),
                      "test_mean": round(float(sum(r["test"][d].mean() for d in names) / len(names)), 6),
                      "vs_tpe": {k: round(mean[k], 6) for k in ("diff", "lo", "hi")}}
-    lw = stats.paired_mean(results["layerwise"]["test"], base) if "layerwise" in results else None
-    verdict = None if lw is None else ("better" if lw["lo"] > 0 else "worse" if lw["hi"] < 0
-                                       else f"cannot tell at n={lw['n']}")
-    print(f"\nlayer-wise pick - TPE pick on the test mean: {verdict}" + ("" if lw is None else
-          f" ({100 * lw['diff']:+.1f} [{100 * lw['lo']:+.1f}, {100 * lw['hi']:+.1f}] points)"))
+    return out
+
+
+def _rounded(d: dict) -> dict:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def report(a, cfg, runs: dict[str, dict]) -> None:
+    objective = plain(cfg.sweep.objective)
+    tpe_dir = runs["tpe"]["dir"]
+    floors = references.floors(cfg, tpe_dir)
+    header = ledger.read(tpe_dir)[0]
+    val_texts = ledger.complete(ledger.read(tpe_dir)[1])[0]["texts"]
+    n_members = len(header["members"])
+    results, curves = {}, {}
+    for name, run in runs.items():
+        rows = ledger.read(run["dir"])[1]
+        curves[name] = curve(name, rows, objective, floors, n_members, val_texts)
+        results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
+    budget = curves["tpe"][-1][0]
+    reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
+    kept = _score_picks(a, cfg, results, budget)
+    request = results["tpe"]["pick"]["request"]
+    alts = alternative_credits(cfg, request, kept["cache"], kept["path"])
+    print(f"Recipe {a.recipe}: {n_members} members, val {val_texts:,} texts a trial, budget {budget:,} texts "
+          f"(the TPE sweep); dense reference: best of {len(results.get('random', {}).get('rows', []))} random trials, "
+          f"val {reference['objective'] if reference else float('nan'):.4f}\n")
+    out = print_strategies(results, reference)
+    paired = against_alternatives({n: r["test"] for n, r in results.items()}, alts, list(request["members"]))
+    print_alternatives(paired)
+    for name, row in paired.items():
+        out.setdefault(name, {"test_mean": round(float(np.mean([c.mean() for c in alts[name].values()])), 6)})
+        out[name] |= {"bar": {d: _rounded(b) for d, b in row["bar"].items()}} | {
+            k: _rounded(v) for k, v in row.items() if k.startswith("vs_")}
+    lw = stats.paired_mean(results["layerwise"]["test"], results["tpe"]["test"]) if "layerwise" in results else None
+    lw_verdict = None if lw is None else verdict(lw)
+    print(f"\nlayer-wise pick - TPE pick on the test mean: {lw_verdict}" + ("" if lw is None else
+          f" ({_cell(lw, '').strip()} points)"))
     png = Path(a.work) / f"search-strategies-{a.recipe}.png"
     plot(png, curves, budget, reference["objective"] if reference else float("nan"))
     summary = {"bench": "search_strategies", "recipe": a.recipe, "budget_texts": budget,
                "reference_trials": len(results.get("random", {}).get("rows", [])),
                "reference_val": None if reference is None else round(reference["objective"], 6), "strategies": out,
                "layerwise_vs_tpe_test_mean": None if lw is None else {k: round(lw[k], 6) for k in ("diff", "lo", "hi", "n")},
-               "layerwise_verdict": verdict, "plot": str(png)}
+               "layerwise_verdict": lw_verdict, "plot": str(png)}
     atomic_write_json(Path(a.work) / f"search-strategies-{a.recipe}.json", summary)
     print(json.dumps(summary))
 
