@@ -6,6 +6,8 @@ only what is missing, so the dense reference is computed once and cached):
 
 - tpe: the default sweep (`search=optuna`: TPE, floors, the recipe's trial count); `optuna-<method>` is reused
   when it exists (the sweep `make demo` / `make report-real` ran);
+- tpe_startup4: the same with 4 random start-up trials instead of Optuna's 10 (a 12- or 8-trial sweep is
+  otherwise mostly or wholly random search);
 - tpe_pruned: the same with `pruner=successive_halving`, twice the trials, cut at the budget;
 - proxy: `search=proxy` (logit-ensemble screening, then its real trials; the members' val pass counts);
 - layerwise: `search=layerwise` from the pick of TPE's first half of trials, so with its learning it costs
@@ -119,6 +121,7 @@ def run_strategies(a, common: list[str], cfg) -> dict[str, dict]:
     tpe_rows = ledger.complete(ledger.read(tpe_dir)[1])
     half = sorted(tpe_rows, key=lambda r: r["trial"])[: max(1, len(tpe_rows) // 2)]
     plan = {
+        "tpe_startup4": (True, ["search=optuna", "+hydra.sweeper.sampler_kwargs.n_startup_trials=4"], None),
         "tpe_pruned": (True, ["search=optuna", f"hydra.sweeper.n_trials={2 * len(tpe_rows)}", *PRUNED], None),
         "proxy": (False, ["search=proxy"], None),
         "layerwise": (False, ["search=layerwise"], half),
