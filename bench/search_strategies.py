@@ -292,10 +292,10 @@ def main() -> None:
     report(a, cfg, runs)
 
 
-def _score_picks(a, cfg, results: dict[str, dict], budget: int) -> dict:
+def _score_picks(a, cfg, results: dict[str, dict], budget: int, floors: dict | None) -> dict:
     """Each strategy's pick at the budget (`pick`, `texts`) and its per-row test credits (`test`); returns the
     test-credit cache (kept in <work>, so only new picks and alternatives are scored)."""
-    objective, floors = plain(cfg.sweep.objective), references.floors(cfg, results["tpe"]["dir"])
+    objective = plain(cfg.sweep.objective)
     tests = Path(a.work) / f"search-strategies-{a.recipe}-test.json"
     cache = _load_tests(tests)
     for name, r in results.items():
@@ -357,7 +357,7 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
     budget = curves["tpe"][-1][0]
     reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
-    kept = _score_picks(a, cfg, results, budget)
+    kept = _score_picks(a, cfg, results, budget, floors)
     request = results["tpe"]["pick"]["request"]
     alts = alternative_credits(cfg, request, kept["cache"], kept["path"])
     print(f"Recipe {a.recipe}: {n_members} members, val {val_texts:,} texts a trial, budget {budget:,} texts "
