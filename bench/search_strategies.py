@@ -367,7 +367,8 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
     paired = against_alternatives({n: r["test"] for n, r in results.items()}, alts, list(request["members"]))
     print_alternatives(paired)
     for name, row in paired.items():
-        out.setdefault(name, {"test_mean": round(float(np.mean([c.mean() for c in alts[name].values()])), 6)})
+        if name not in out:  # the multi-task model and the ensemble: rows of the second table only
+            out[name] = {"test_mean": round(float(np.mean([c.mean() for c in alts[name].values()])), 6)}
         out[name] |= {"bar": {d: _rounded(b) for d, b in row["bar"].items()}} | {
             k: _rounded(v) for k, v in row.items() if k.startswith("vs_")}
     lw = stats.paired_mean(results["layerwise"]["test"], results["tpe"]["test"]) if "layerwise" in results else None
