@@ -16,7 +16,7 @@ only what is missing, so the dense reference is computed once and cached):
 - cmaes_layers: `search=cmaes_layers` (CMA-ES over one weight per member and layer group);
 - random: `--reference` random global trials; its best val objective (the floors rule) is the dense
   reference every regret is measured from; its first trials up to the budget are a strategy too (its wall is
-  the run's, pro rata to those trials).
+  the run's, pro rata to those trials), and the reference's own pick (all its trials) is the row `reference`.
 
 Compute = val texts forwarded (a backward pass counts as two; each member's own val pass for the floors is
 shared by all and not counted). The budget is the TPE sweep's texts; a strategy's pick at the budget is the
@@ -300,7 +300,7 @@ def _score_picks(a, cfg, results: dict[str, dict], budget: int, floors: dict | N
     cache = _load_tests(tests)
     for name, r in results.items():
         own = [row for row in r["rows"] if name.startswith("layerwise") and row.get("source") == "layerwise"] \
-            or [row for row in r["rows"] if row["_spent"] <= budget * 1.05 or name == "tpe"]
+            or [row for row in r["rows"] if row["_spent"] <= budget * 1.05 or name in ("tpe", "reference")]
         pick = choose(own, objective, floors)[0]
         r.update(pick=pick, texts=own[-1]["_spent"] if not name.startswith("layerwise") else pick["_spent"])
         if name == "random" and r["wall"] is not None:  # its run is the whole reference: count the budget's share
@@ -357,6 +357,8 @@ def report(a, cfg, runs: dict[str, dict]) -> None:
         results[name] = {"rows": rows, "wall": run["wall"], "peak": run["peak"]}
     budget = curves["tpe"][-1][0]
     reference = choose(results["random"]["rows"], objective, floors)[0] if "random" in results else None
+    if reference:  # the dense reference's own pick, all its trials: does searching past the budget pay on test?
+        results["reference"] = dict(results["random"])
     kept = _score_picks(a, cfg, results, budget, floors)
     request = results["tpe"]["pick"]["request"]
     alts = alternative_credits(cfg, request, kept["cache"], kept["path"])
