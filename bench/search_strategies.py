@@ -34,6 +34,7 @@ One plot: best val objective so far against texts forwarded.
 
 Last line: JSON {"bench": "search_strategies", "recipe", "budget_texts", "reference_trials", "reference_val",
 "strategies": {name: {"texts", "wall_s", "peak_rss_mib", "val", "feasible", "regret", "test_mean", "vs_tpe": {diff, lo, hi},
+"vs_reference": {diff, lo, hi} (against the dense reference's own pick; null without one),
 "bar": {dataset: {diff, lo, hi, n, specialist, verdict}}, "vs_multitask"/"vs_ensemble": {diff, lo, hi, n, verdict}}}
 (the multitask and ensemble rows carry test_mean and bar only),
 "layerwise_vs_tpe_test_mean": {diff, lo, hi, n}, "layerwise_verdict"}.
@@ -57,7 +58,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rewardsoup.core.atomic import atomic_write_json  # noqa: E402
 from rewardsoup.core.plain import plain  # noqa: E402
-from rewardsoup.evaluation.comparisons import verdict  # noqa: E402
+from rewardsoup.evaluation.comparisons import best_member, verdict  # noqa: E402
 from rewardsoup.evaluation.job import model_kind  # noqa: E402
 from rewardsoup.models.loading import load_reward_model  # noqa: E402
 from rewardsoup.pipeline.recipes import compose_cfg, load_recipe  # noqa: E402
@@ -197,7 +198,7 @@ def alternative_credits(cfg, request: dict, cache: dict, tests: Path) -> dict[st
         scored["ensemble"] = [ensemble([scored[m][i] for m in members]) for i in range(len(evalsets))]
         for name, sc in scored.items():
             cache[f"{name}{stamp}"] = {es.name: row_credit(es, s.rewards) for es, s in zip(evalsets, sc)}
-        atomic_write_json(tests, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
+        _save_tests(tests, cache)
     return {n: cache[f"{n}{stamp}"] for n in [*folders, "ensemble"]}
 
 
@@ -206,7 +207,8 @@ def against_alternatives(picks: dict[str, dict], alts: dict[str, dict], members:
     member best on it: the recipe's 2-point bar) and, on the test mean, with the multi-task model and the
     ensemble; every cell a paired difference with its interval and verdict."""
     names = sorted(alts["ensemble"])
-    specialist = {d: max(members, key=lambda m: alts[m][d].mean()) for d in names}
+    accuracy = {m: {d: {"accuracy": alts[m][d].mean()} for d in names} for m in members}
+    specialist = {d: best_member(accuracy, dict.fromkeys(members, "member"), d) for d in names}  # as evaluate.py
     rows = picks | {n: alts[n] for n in ("multitask", "ensemble") if n in alts}
     out = {}
     for name, credits in rows.items():
@@ -247,6 +249,10 @@ def _load_tests(path: Path) -> dict:
     """Per-row test credits by stamped pick key, kept in `path` so a report-only rerun scores only new picks."""
     kept = json.loads(path.read_text()) if path.exists() else {}
     return {k: {d: np.asarray(v) for d, v in c.items()} for k, c in kept.items()}
+
+
+def _save_tests(path: Path, cache: dict) -> None:
+    atomic_write_json(path, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
 
 
 def plot(path: Path, curves: dict[str, list], budget: int, reference: float) -> None:
@@ -308,34 +314,36 @@ def _score_picks(a, cfg, results: dict[str, dict], budget: int, floors: dict | N
         key = _stamped(pick)
         if key not in cache:
             cache[key] = test_credits(cfg, pick["request"])
-            atomic_write_json(tests, {k: {d: v.tolist() for d, v in c.items()} for k, c in cache.items()})
+            _save_tests(tests, cache)
         r["test"] = cache[key]
     return {"cache": cache, "path": tests}
 
 
 def print_strategies(results: dict[str, dict], reference: dict | None) -> dict[str, dict]:
     """The first table (each pick against the TPE pick); its rows for the JSON line."""
-    base = results["tpe"]["test"]
+    base, dense = results["tpe"]["test"], results.get("reference", {}).get("test")
     names = sorted(base)
     print("| strategy | texts | wall s | peak RSS GiB | pick | val mean | feasible | regret (pts) | test " + " | test ".join(names)
-          + " | test mean vs TPE pick |")
-    print("|---" * (9 + len(names)) + "|")
+          + " | test mean vs TPE pick | test mean vs reference pick |")
+    print("|---" * (10 + len(names)) + "|")
     out = {}
     for name, r in results.items():
         p = r["pick"]
         per = {d: stats.paired(r["test"][d], base[d]) for d in names}
         mean = stats.paired_mean(r["test"], base)
+        vs_dense = stats.paired_mean(r["test"], dense) if dense else None  # did the search stop too early?
         regret = 100 * (reference["objective"] - p["objective"]) if reference else None
         cells = [f"{r['test'][d].mean():.3f} ({100 * per[d]['diff']:+.1f} [{100 * per[d]['lo']:+.1f}, "
                  f"{100 * per[d]['hi']:+.1f}])" for d in names]
         wall = ("" if r["wall"] is None else f"{r['wall']:.0f}") + " | " + ("" if r["peak"] is None else f"{r['peak'] / 1024:.1f}")
         reg = "-" if regret is None else f"{regret:+.1f}"
         print(f"| {name} | {r['texts']:,} | {wall} | {p['trial']} | {p['objective']:.4f} | {p.get('feasible')} | {reg} | "
-              + " | ".join(cells) + f" | {_cell(mean, '').strip()} |")
+              + " | ".join(cells) + f" | {_cell(mean, '').strip()} | {_cell(vs_dense, '').strip() if dense else '-'} |")
         out[name] = {"texts": r["texts"], "wall_s": r["wall"], "peak_rss_mib": r["peak"], "val": round(p["objective"], 6),
                      "feasible": p.get("feasible"), "regret": None if regret is None else round(regret, 3),
                      "test_mean": round(float(sum(r["test"][d].mean() for d in names) / len(names)), 6),
-                     "vs_tpe": {k: round(mean[k], 6) for k in ("diff", "lo", "hi")}}
+                     "vs_tpe": {k: round(mean[k], 6) for k in ("diff", "lo", "hi")},
+                     "vs_reference": vs_dense and {k: round(vs_dense[k], 6) for k in ("diff", "lo", "hi")}}
     return out
 
 

@@ -43,3 +43,11 @@ def test_alternatives_pair_each_pick_with_its_specialist_and_the_alternatives():
     # the alternatives are rows of their own, never compared with themselves
     assert "vs_multitask" not in table["multitask"] and "vs_ensemble" in table["multitask"]
     assert "vs_ensemble" not in table["ensemble"] and table["ensemble"]["bar"]["harmless"]["verdict"] == "fails"
+
+
+def test_specialist_ties_go_to_the_first_member_by_name_as_in_evaluate():
+    n = 200
+    same = _credits(0.6, n, 0)
+    alts = {"b": {"x": same.copy()}, "a": {"x": same.copy()}, "ensemble": {"x": same.copy()}}
+    table = _bench().against_alternatives({"soup": {"x": _credits(0.5, n, 1)}}, alts, ["b", "a"])
+    assert table["soup"]["bar"]["x"]["specialist"] == "a"
