@@ -1,9 +1,11 @@
-"""Model cards: a tiny soup and member get README.md cards whose front matter, load snippet, numbers and
-test table match what was trained and evaluated; an upload without the hub fails at once, naming the repo."""
+"""Model cards: a tiny soup and member get README.md cards whose hub metadata (`model-index` results read back
+with huggingface_hub), load snippet, numbers and test table match what was trained and evaluated; an upload
+without the hub fails at once, naming the repo."""
 
 import json
 import re
 import shutil
+import socket
 import time
 
 import numpy as np
@@ -157,6 +159,80 @@ def test_member_card_from_a_real_member(tiny_members, tiny_base_dir, tmp_path):
     assert "thumbs-up" in text and f'model="{folder}"' in text  # binary: sigmoid(score) is P(liked)
     pairs = cards.member_card(json.loads((tiny_members["pairs"] / MEMBER_META).read_text()))
     assert "Only differences are meaningful" in pairs and "thumbs-up" not in pairs
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Hub offline, and any socket connect fails: writing and reading cards must stay on this machine."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a card tried to reach the network: {args}")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _results(path) -> tuple[str | None, list[tuple]]:
+    """The card's model name and `model-index` results as (dataset, type, split, metric, value), read back
+    from the local file with huggingface_hub."""
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(path).data
+    return data.model_name, [(r.dataset_name, r.dataset_type, r.dataset_split, r.metric_type, r.metric_value)
+                             for r in data.eval_results or []]
+
+
+def test_member_card_model_index_is_its_val_accuracy(tiny_members, tmp_path, no_network):
+    from huggingface_hub import ModelCard
+
+    folder = tmp_path / "pairs"
+    shutil.copytree(tiny_members["pairs"], folder)
+    meta = json.loads((folder / MEMBER_META).read_text())
+    cards.write_member_card(folder)
+    name, results = _results(folder / "README.md")
+    assert name == meta["name"]
+    assert results == [("demo_pairs", "demo_pairs", "validation", "accuracy", pytest.approx(meta["val"]["accuracy"]))]
+    assert ModelCard.load(folder / "README.md").data.eval_results[0].task_type == "text-classification"
+    mix = {**meta, "data": {"name": "mix", "source": "parts",
+                            "parts": {"hh": {"source": "Anthropic/hh-rlhf"}, "mine": {"source": "x.jsonl"}}},
+           "val": {"accuracy": 0.7, "n": 9, "hh/accuracy": np.float64(0.6), "mine/accuracy": float("nan")}}
+    cards.write_card(tmp_path, cards.member_card(mix))  # a mix: each part's val accuracy, NaN left out
+    assert _results(tmp_path / "README.md")[1] == [("hh", "Anthropic/hh-rlhf", "validation", "accuracy", 0.6)]
+
+
+def test_soup_card_model_index_is_its_test_row(carded_soup, no_network):
+    folder, _, evaluation = carded_soup
+    name, results = _results(folder / "README.md")
+    mine = next(r for r in evaluation["rows"] if r["model"] == "picked")
+    assert name == "picked"
+    assert results == [(ds, ds, "test", "accuracy", pytest.approx(mine[ds]))
+                       for ds in ("demo_thumbs", "demo_pairs", "demo_harmless")]
+    assert all(0 <= r[-1] <= 1 for r in results)
+    rows = [{**r, "demo_pairs": float("nan")} if r["model"] == "picked" else r for r in evaluation["rows"]]
+    broken = dict(evaluation, rows=rows)  # a NaN accuracy stays out of the model-index
+    assert "demo_pairs" in cards.eval_datasets(broken)
+    assert [r.dataset_name for r in cards._soup_results("picked", broken, [])] == ["demo_thumbs", "demo_harmless"]
+
+
+def test_cards_without_results_keep_their_metadata(carded_soup, tiny_members, tmp_path, no_network):
+    from huggingface_hub import ModelCard
+
+    from rewardsoup.merging.on_disk import SOUP_CONFIG
+
+    folder, request, _ = carded_soup
+    meta = json.loads((tiny_members["thumbs"] / MEMBER_META).read_text())
+    texts = {"member": cards.member_card({**meta, "val": {"accuracy": float("nan"), "n": 0}}),
+             "soup": cards.soup_card(name="picked", request=request, merge_yaml=(folder / SOUP_CONFIG).read_text(),
+                                     evaluation=None, sweep=None, base_meta=None)}
+    assert "No test evaluation was given" in texts["soup"]
+    for kind, title in (("member", meta["name"]), ("soup", "picked")):
+        assert "model-index" not in texts[kind]
+        (tmp_path / kind).mkdir()
+        card = ModelCard.load(cards.write_card(tmp_path / kind, texts[kind]))
+        assert card.data.eval_results is None and card.data.model_name is None
+        assert card.data.base_model == meta["base"] and card.data.pipeline_tag == "text-classification"
+        assert card.data.library_name == "transformers" and "reward-model" in card.data.tags
+        assert card.text.lstrip("\n").startswith(f"# {title}\n")  # the markdown body follows the metadata
 
 
 def test_base_model_and_dataset_names():

@@ -101,7 +101,8 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     bon_results: dict[str, dict[str, dict]] = {}
 
     def run(name: str, model) -> None:
-        scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs, share)))
+        with scoring.autocast(cfg):  # scoring.dtype (the pick's test table: pick.dtype)
+            scored[name] = dict(zip(datasets, score_evalsets(model, evalsets, model.config.pad_token_id, bs, share)))
         if bon.get("enabled", False):  # best-of-n accuracy on pairwise sets (sampling.py)
             bon_results[name] = {ds: dataset_best_of_n(model, tokenizer_dir, cfg.datasets[ds], split, max_length, bs,
                                                        int(bon.get("min_candidates", 2)), boot, share, cut)

@@ -8,18 +8,21 @@
 - `push_folder`: `create_repo(exist_ok=True)` + `upload_folder`; fails at once with one `HubError` line
   naming the repo when the hub is unreachable (HF_HUB_OFFLINE set, or no network).
 
-Every card opens with YAML front matter (base_model, library_name, tags, datasets, pipeline_tag), so the
-hub files the model under the right filters, and shows how to load it with `transformers.pipeline`.
+Every card opens with the hub's model-card metadata, built with huggingface_hub's `ModelCardData` (base_model,
+library_name, tags, datasets, pipeline_tag), so the hub files the model under the right filters; the accuracies
+the card knows (a member's val accuracy, a soup's own row of the test table) are its `model-index`
+(`EvalResult`s), so the hub shows them. The body shows how to load the model with `transformers.pipeline`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from huggingface_hub import EvalResult, ModelCardData
 
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.errors import RewardSoupError
@@ -59,10 +62,28 @@ def dataset_ids(data_cfgs: list[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def _front_matter(base: str, tags: list[str], datasets: list[str]) -> str:
-    meta = {"base_model": base, "library_name": "transformers", "tags": list(tags), "datasets": list(datasets),
-            "pipeline_tag": "text-classification"}
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+def _accuracy(value: Any) -> float | None:
+    """A finite accuracy as a plain float (no numpy scalar in the YAML), else None (missing, NaN)."""
+    return float(value) if isinstance(value, numbers.Real) and math.isfinite(value) else None
+
+
+def eval_results(accuracies: Mapping[str, Any], split: str, data_cfgs: list[Mapping[str, Any]]) -> list[EvalResult]:
+    """`model-index` entries: one accuracy per dataset name on `split` ("validation" or "test"), NaN and missing
+    values left out; a dataset's type is its hub name where `data_cfgs` (a mix's parts too) say it came from the hub."""
+    cfgs = {str(k): {"name": k, **v} for d in data_cfgs for k, v in (d.get("parts") or {}).items()}
+    cfgs.update({str(d.get("name")): d for d in data_cfgs})
+    return [EvalResult(task_type="text-classification", dataset_type=dataset_ids([cfgs.get(ds) or {"name": ds}])[0],
+                       dataset_name=str(ds), dataset_split=split, metric_type="accuracy", metric_value=_accuracy(v),
+                       metric_name=f"{split} accuracy") for ds, v in accuracies.items() if _accuracy(v) is not None]
+
+
+def card_text(body: str, *, base: str, tags: list[str], datasets: list[str], name: str,
+              results: list[EvalResult]) -> str:
+    """The card: the YAML header from huggingface_hub's `ModelCardData` (results as `model-index`), then `body`."""
+    data = ModelCardData(base_model=base, library_name="transformers", tags=list(tags), datasets=list(datasets),
+                         pipeline_tag="text-classification", model_name=name if results else None,
+                         eval_results=results or None)
+    return f"---\n{data.to_yaml()}\n---\n\n{body}"
 
 
 def _fmt(value: Any) -> str:
@@ -142,12 +163,15 @@ def member_card(meta: Mapping[str, Any], *, load_from: str | None = None) -> str
         lines += ["", "| epoch | step | accuracy | n |", "|---|---|---|---|"]
         lines += [f"| {h.get('epoch')} | {h.get('step')} | {_fmt_acc(h.get('accuracy'))} | {h.get('n')} |"
                   for h in history]
-    body = "\n".join(lines) + "\n"
-    return _front_matter(base, MEMBER_TAGS, dataset_ids([data])) + "\n" + body
+    parts = data.get("parts") or {}  # a mix: each part's val accuracy (the mix's mean is no one dataset's)
+    accuracies = {p: val.get(f"{p}/accuracy") for p in parts} or {str(data.get("name")): val.get("accuracy")}
+    results = eval_results(accuracies, "validation", [data])
+    return card_text("\n".join(lines) + "\n", base=base, tags=MEMBER_TAGS, datasets=dataset_ids([data]),
+                     name=str(meta.get("name")), results=results)
 
 
 def _fmt_acc(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):.4f}"
+    return "–" if _accuracy(x) is None else f"{float(x):.4f}"
 
 
 def _member_rows(request: Mapping[str, Any]) -> list[str]:
@@ -250,20 +274,16 @@ def _bullets(obj: Mapping[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
-def _soup_datasets(request: Mapping[str, Any], metas: Mapping[str, dict], evaluation) -> list[str]:
-    found = dataset_ids([m.get("data") or {} for m in metas.values()])
-    return found or eval_datasets(evaluation)
-
-
 def soup_card(*, name: str, request: Mapping[str, Any], merge_yaml: str, evaluation: Mapping[str, Any] | None,
               sweep: Mapping[str, Any] | None, base_meta: Mapping[str, Any] | None,
               load_from: str | None = None) -> str:
-    """README.md of a soup folder: front matter, what it scores, how to load it, members and weights,
+    """README.md of a soup folder: hub metadata, what it scores, how to load it, members and weights,
     the mergekit YAML, the test table (from the evaluation's JSON) and the sweep that chose it."""
     if base_meta is None and (Path(str(request.get("base"))) / BASE_META).exists():
         base_meta = json.loads((Path(str(request["base"])) / BASE_META).read_text())
     base = base_model(base_meta, request.get("base"))
     metas = _member_metas(request)
+    data_cfgs = [m.get("data") or {} for m in metas.values()]
     objectives = {str((m.get("objective") or {}).get("name")) for m in metas.values()}
     max_length = max((int(m["max_length"]) for m in metas.values() if m.get("max_length")), default=None)
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in (request.get("params") or {}).items()) or "none"
@@ -271,8 +291,7 @@ def soup_card(*, name: str, request: Mapping[str, Any], merge_yaml: str, evaluat
              f"A rewardsoup reward-model soup: {len(request.get('members') or {})} members fine-tuned from one "
              f"merge-ready base `{request.get('base')}` ({_origin(base_meta)}), merged with mergekit "
              f"`{request.get('method')}`.", "",
-             *_usage(load_from or name, "pairwise" in objectives or not objectives, max_length,
-                     [m.get("data") or {} for m in metas.values()]),
+             *_usage(load_from or name, "pairwise" in objectives or not objectives, max_length, data_cfgs),
              "## Members", "", *_member_rows(request), "",
              f"method `{request.get('method')}`, parameters {params}, dtype {request.get('dtype')}, "
              f"seed {request.get('seed')}; the density applies to TIES/DARE-style methods only.", "",
@@ -290,8 +309,17 @@ def soup_card(*, name: str, request: Mapping[str, Any], merge_yaml: str, evaluat
                   "| member | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
         lines += [f"| {n} | " + " | ".join(f"{c:.3f}" for c in row) + " |"
                   for n, row in zip(layerwise["members"], layerwise["coefficients"])]
-    datasets = _soup_datasets(request, metas, evaluation)
-    return _front_matter(base, SOUP_TAGS, datasets) + "\n" + "\n".join(lines) + "\n"
+    return card_text("\n".join(lines) + "\n", base=base, tags=SOUP_TAGS, name=name,
+                     datasets=dataset_ids(data_cfgs) or eval_datasets(evaluation),
+                     results=_soup_results(name, evaluation, data_cfgs))
+
+
+def _soup_results(name: str, evaluation, data_cfgs: list[Mapping[str, Any]]) -> list[EvalResult]:
+    """The soup's own row of the evaluation (model == name) as `model-index` entries on the evaluated split."""
+    mine = [r for r in eval_rows(evaluation) if r.get("model") == name][:1]
+    split = str(evaluation.get("split") or "test") if isinstance(evaluation, Mapping) else "test"
+    accuracies = {ds: r.get(ds) for r in mine for ds in eval_datasets(evaluation)}
+    return eval_results(accuracies, {"val": "validation"}.get(split, split), data_cfgs)
 
 
 def write_card(folder: str | Path, text: str) -> Path:
@@ -352,10 +380,7 @@ def push_folder(folder: str | Path, repo_id: str, token: str | None = None, priv
     folder = Path(folder)
     if not (folder / "config.json").exists():
         raise HubError(f"cannot upload {folder} to hub repo '{repo_id}': it is not a model folder (no config.json)")
-    if hub_offline():
-        raise _unreachable(folder, repo_id, "HF_HUB_OFFLINE is set")
-    if not hub_reachable():
-        raise _unreachable(folder, repo_id, "no connection to the hub's endpoint")
+    check_upload(repo_id, folder)
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.core.precision import bf16_native
 from rewardsoup.data.render import render_prompt_and_reply
 from rewardsoup.models.assets import from_pretrained, resolve_model
 from rewardsoup.sampling.prompts import PromptItem
@@ -32,20 +33,18 @@ class Generator:
 
 
 _GENERATORS: dict[tuple, Generator] = {}
+
+
 def generator_dtype(name: str, device: str) -> str:
-    """"auto": bfloat16 where it is native (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else float32.
+    """"auto": bfloat16 where it is native (`core.precision.bf16_native`: CUDA with bf16, CPUs with AVX512-BF16
+    or AMX), else float32. The generator's weights are cast (it is never merged or saved).
 
     Measured on a 2-core AVX512-BF16 CPU: a bf16 linear over 4 rows costs 1.2x one row, fp32 2.5x, so bf16
     makes 4 samples nearly as cheap as 1 (bench/best_of_n.py).
     """
-    import torch
-
     if str(name) != "auto":
         return str(name)
-    if str(device).startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    native = [getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return "bfloat16" if str(device) == "cpu" and any(f() for f in native) else "float32"
+    return "bfloat16" if bf16_native(str(device)) else "float32"
 
 
 def load_generator(spec: str, dtype: str = "auto", device: str = "cpu") -> Generator:

@@ -130,9 +130,10 @@ def sample_job(cfg) -> dict[str, Any]:
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
             replies = [it.candidates for it in chunk] if rerank else generate_replies(gen, chunk, n, gen_cfg)
-            scored = score_candidates(model, tokenizer, chunk, replies, str(cfg.render_style),
-                                      int(cfg.max_length), int(cfg.score_batch_size),
-                                      scoring.share_prefix(cfg), scoring.truncation(cfg))
+            with scoring.autocast(cfg, device):
+                scored = score_candidates(model, tokenizer, chunk, replies, str(cfg.render_style),
+                                          int(cfg.max_length), int(cfg.score_batch_size),
+                                          scoring.share_prefix(cfg), scoring.truncation(cfg))
             for i, (item, reps, (parts, rewards)) in enumerate(zip(chunk, replies, scored)):
                 row = best_row(item, reps, parts, rewards)
                 rows.append(row)

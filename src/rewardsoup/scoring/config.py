@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from rewardsoup.core import precision
 from rewardsoup.core.config import checked, one_of, store
 from rewardsoup.scoring.truncation import MODES
 
@@ -15,6 +16,7 @@ from rewardsoup.scoring.truncation import MODES
 class ScoringConfig:
     share_prefix: bool = MISSING  # the texts of a row (a pair, best-of-N candidates) run their common prefix once
     truncation: str = checked(check=one_of(*MODES))  # a long row's texts: cut each on its own, or by one common cut
+    dtype: str = checked("fp32", check=one_of(*precision.PRECISIONS))  # the forward's precision (core.precision)
 
 
 def share_prefix(cfg: DictConfig) -> bool:
@@ -25,6 +27,17 @@ def share_prefix(cfg: DictConfig) -> bool:
 def truncation(cfg: DictConfig) -> str:
     """`scoring.truncation` of a job's config (`independent` when the job has no scoring group)."""
     return str(OmegaConf.select(cfg, "scoring.truncation", default="independent"))
+
+
+def dtype(cfg: DictConfig) -> str:
+    """`scoring.dtype` of a job's config (`fp32` when the job has no scoring group)."""
+    return str(OmegaConf.select(cfg, "scoring.dtype", default="fp32"))
+
+
+def autocast(cfg: DictConfig, device: str = "auto"):
+    """The context a job's scoring forwards run in: bf16 autocast where `scoring.dtype` resolves to bf16
+    (weights untouched, so a resident soup stays mergekit's fp32 soup), nothing for fp32."""
+    return precision.autocast(dtype(cfg), device)
 
 
 store(ScoringConfig, "schema", group="scoring")

@@ -35,6 +35,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rewardsoup.core import precision
 from rewardsoup.core.atomic import atomic_write_json
 from rewardsoup.core.config import problems
 from rewardsoup.core.errors import ConfigError
@@ -88,6 +89,8 @@ def rewards_path(cfg: DictConfig, request: Mapping[str, Any]) -> Path:
     blob = {"members": {n: [str(Path(p).resolve()), _stamp(p)] for n, p in sorted(request["members"].items())},
             "evalsets": {n: cache_key(request["base"], cfg.datasets[n], "val", int(cfg.trial.max_length),
                                       scoring.truncation(cfg)) for n in cfg.datasets}}
+    if precision.resolve(scoring.dtype(cfg)) != "fp32":  # fp32 caches keep their earlier keys
+        blob["dtype"] = precision.resolve(scoring.dtype(cfg))
     key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(cfg.sweep.dir) / "proxy" / f"rewards-{key}.json"
 
@@ -104,8 +107,9 @@ def member_rewards(cfg: DictConfig, request: Mapping[str, Any], evalsets: Mappin
     start, sets, per_member = time.perf_counter(), list(evalsets.values()), []
     for name in names:
         model = load_reward_model(request["members"][name])
-        scored = score_evalsets(model, sets, model.config.pad_token_id, int(cfg.trial.batch_size),
-                                scoring.share_prefix(cfg))
+        with scoring.autocast(cfg):
+            scored = score_evalsets(model, sets, model.config.pad_token_id, int(cfg.trial.batch_size),
+                                    scoring.share_prefix(cfg))
         per_member.append([s.rewards for s in scored])
         del model
     out = {ds: np.stack([m[i] for m in per_member]) for i, ds in enumerate(evalsets)}

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 
 from omegaconf import MISSING
 
+from rewardsoup.core import precision
 from rewardsoup.core.config import (at_least_one, checked, finite, folder_name, folder_path, model_folder, not_negative,
                                     one_of, within)
 from rewardsoup.merging.config import MergeConfig
@@ -45,6 +46,7 @@ class TrialConfig:
 class PickConfig:
     name: str = checked(check=folder_name)  # the picked soup's folder under paths.soups ('' would replace paths.soups)
     bootstrap: int = checked(check=not_negative)
+    dtype: str = checked(check=one_of(*precision.PRECISIONS))  # the test table's forward precision (scoring.dtype there)
     push_to_hub: Optional[str] = None  # a hub repo id to upload the picked soup folder to; null: no upload
     seed_ties: MergeConfig = MISSING  # the seed's soup, tested beside the picked one
     # name -> folder: models tested beside the soup (a missing one would fail after the soup is exported)

@@ -86,6 +86,7 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
         eval_cfg.averages = plain(cfg.pick.get("averages") or {})
         eval_cfg.max_length, eval_cfg.batch_size = cfg.trial.max_length, cfg.trial.batch_size
         eval_cfg.bootstrap = cfg.pick.bootstrap
+        eval_cfg.scoring.dtype = cfg.pick.dtype  # the trials' scoring.dtype may differ: the test table has its own
         eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
         eval_cfg.references = {"base": True, "length": True}
     result = evaluate_models(eval_cfg)

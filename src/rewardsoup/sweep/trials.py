@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 from omegaconf import DictConfig
 
+from rewardsoup.core import precision
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.scoring import config as scoring
@@ -67,15 +68,16 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any], report: Reporter 
     evalsets = [load_evalset(name, cfg.datasets[name], "val", request["base"], int(t.max_length), cfg.paths.cache,
                              scoring.truncation(cfg)) for name in names]
     objective, share = plain(cfg.sweep.objective), scoring.share_prefix(cfg)
-    if report is None:
-        scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size), share)
-        state, texts, steps = "complete", sum(len(es.ids) for es in evalsets), []
-    else:
-        scored, state, texts, steps = _in_chunks(model, evalsets, int(t.get("chunks", 4)), int(t.batch_size),
-                                                 objective, report, share)
+    with scoring.autocast(cfg):  # scoring.dtype: bf16 forwards over the fp32 soup where the recipe says so
+        if report is None:
+            scored = score_evalsets(model, evalsets, model.config.pad_token_id, int(t.batch_size), share)
+            state, texts, steps = "complete", sum(len(es.ids) for es in evalsets), []
+        else:
+            scored, state, texts, steps = _in_chunks(model, evalsets, int(t.get("chunks", 4)), int(t.batch_size),
+                                                     objective, report, share)
     detail = {name: metrics(s, bootstrap=0) for name, s in zip(names, scored)}
     per_dataset, value = _objective(detail, objective)
     if not math.isfinite(value):
         raise ConfigError(f"objective is {value} (per dataset {per_dataset}); are the val splits empty?")
     return {"objective": value, "val": per_dataset, "val_detail": detail, "state": state, "texts": texts,
-            "steps": steps, "merge_s": round(merge_s, 3), "trial_s": round(time.perf_counter() - start, 3)}
+            "scoring_dtype": precision.resolve(scoring.dtype(cfg)), "steps": steps, "merge_s": round(merge_s, 3), "trial_s": round(time.perf_counter() - start, 3)}
