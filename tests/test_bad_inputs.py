@@ -4,6 +4,7 @@ Each case of CASES runs the stage's work function the way its entry point does (
 configs; each of CLI_CASES runs an entry point on a config that fails to compose or breaks a value rule.
 """
 
+import gzip
 import json
 import subprocess
 import sys
@@ -26,6 +27,10 @@ def _work(root):
     return {"train": train_member, "merge": merge_job, "evaluate": evaluate_models}[root]
 
 
+LATIN1 = b'{"chosen": "kind", "rejected": "rude"}\n{"chosen": "caf\xe9", "rejected": "rude"}\n'  # Latin-1, not UTF-8
+LATIN1_AT = "byte offset 54 (line 2)"  # 0xe9: the 39 bytes of line 1, then '{"chosen": "caf'
+
+
 @pytest.fixture
 def data_files(tmp_path):
     d = tmp_path / "in"
@@ -33,6 +38,10 @@ def data_files(tmp_path):
     (d / "bad_json.jsonl").write_text('{"chosen": "a", "rejected": "b"}\n{"chosen": "a", oops}\n')
     (d / "no_col.jsonl").write_text('{"chosen": "a", "reject": "b"}\n')
     (d / "bad_label.jsonl").write_text('{"text": "hi", "label": "maybe"}\n')
+    whole = gzip.compress("".join(json.dumps({"chosen": f"kind {i}", "rejected": f"rude {i}"}) + "\n"
+                                  for i in range(400)).encode())
+    (d / "corrupt.jsonl.gz").write_bytes(whole[: len(whole) // 2])  # a download or copy that did not finish
+    (d / "latin1.jsonl").write_bytes(LATIN1)
     (d / "empty_text.jsonl").write_text('{"text": "", "label": 1}\n')
     (d / "empty.jsonl").write_text("")
     (d / "one_class.jsonl").write_text("".join(json.dumps({"text": f"good reply {i}", "label": 1}) + "\n"
@@ -63,6 +72,10 @@ CASES = [
     ("malformed-json-line", "train", ["data=local_pairs", "data.source={d}/bad_json.jsonl"], ["bad_json.jsonl", "line 2"]),
     ("missing-column", "train", ["data=local_pairs", "data.source={d}/no_col.jsonl"], ["no_col.jsonl", "rejected"]),
     ("bad-label", "train", ["data=local_binary", "data.source={d}/bad_label.jsonl"], ["label", "maybe"]),
+    ("corrupt-gzip", "train", ["data=local_pairs", "data.source={d}/corrupt.jsonl.gz"],
+     ["corrupt.jsonl.gz", "corrupt gzip file", "bytes of decompressed text"]),
+    ("not-utf8", "train", ["data=local_pairs", "data.source={d}/latin1.jsonl"],
+     ["latin1.jsonl", "not UTF-8", LATIN1_AT]),
     ("empty-file", "train", ["data=local_pairs", "data.source={d}/empty.jsonl"], ["empty.jsonl", "no rows"]),
     ("identical-pairs", "train", ["data=local_pairs", "data.source={d}/identical.jsonl"],
      ["identical.jsonl", "every pair has chosen == rejected", "20 of 20"]),
@@ -121,6 +134,48 @@ def test_bad_input(case, compose_cfg, smoke_overrides, merge_overrides, tiny_mem
         assert word in lines[0], lines[0]
     after = [f for f in _files(out_root) if not f.startswith(("cache/", "wandb/"))]
     assert after == [f for f in before if not f.startswith(("cache/", "wandb/"))]  # nothing half-written
+
+
+NO_BASE_YET = [
+    # (file, data config, objective, expected words): a first run, whose base would be built under paths.root
+    ("corrupt.jsonl.gz", "local_pairs", "pairwise", ["corrupt gzip file", "bytes of decompressed text"]),
+    ("latin1.jsonl", "local_pairs", "pairwise", ["not UTF-8", LATIN1_AT, "0xe9"]),
+    ("no_col.jsonl", "local_pairs", "pairwise", ["missing column 'rejected'", "['chosen', 'reject']"]),
+    ("bad_label.jsonl", "local_binary", "binary", ["row 0", "'label'", "'maybe'"]),
+    ("one_class.jsonl", "local_binary", "binary", ["has label 1", "both labels"]),
+]
+
+
+@pytest.mark.parametrize("case", NO_BASE_YET, ids=[c[0] for c in NO_BASE_YET])
+def test_a_bad_data_file_stops_train_before_the_base_is_built(case, compose_cfg, data_files, out_root, capsys):
+    """Before any base exists (the tiny model's goes under paths.root/bases), train.py's work reads and checks the
+    data first: a bad file is one `error:` line naming it, and paths.root stays empty (no base built first)."""
+    from rewardsoup.training.member import train_member
+
+    name, data, objective, words = case
+    cfg = compose_cfg("train", ["experiment=smoke", f"data={data}", f"data.source={data_files / name}",
+                                f"objective={objective}"])
+    assert str(cfg.model.base_dir).startswith(str(out_root))  # no base yet: this run would build it
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(train_member, cfg)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert exit_info.value.code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert all(word in lines[0] for word in [f"{data_files / name}"] + words), lines[0]
+    assert _files(out_root) == [] and not (out_root / "bases").exists()
+
+
+@pytest.mark.parametrize("name,words", [("corrupt.jsonl.gz", "corrupt gzip file"), ("latin1.jsonl", "not UTF-8")])
+def test_train_py_on_a_bad_file_is_one_error_line_and_writes_nothing(data_files, out_root, name, words):
+    """As a new user runs it: the real process, no base yet. The data is checked before Hydra creates its run
+    folder (training.preflight.CheckData), so nothing at all is under paths.root."""
+    source = data_files / name
+    done = subprocess.run([sys.executable, "train.py", "experiment=smoke", "data=local_pairs", f"data.source={source}",
+                           "objective=pairwise"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert str(source) in lines[0] and words in lines[0], lines[0]
+    assert not out_root.exists() or _files(out_root) == []
 
 
 def test_cases_cover_every_entry_point_with_unique_ids_and_expected_words():

@@ -123,3 +123,24 @@ def test_make_demo_args_fail_on_an_unknown_override_before_any_work(out_root):
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 1 and len(errors) == 1 and "objectiv.kind=worst" in errors[0]
     assert not out_root.exists()
+
+
+def test_a_bad_data_file_stops_the_pipeline_before_the_base_is_built(out_root, tmp_path, monkeypatch, capsys):
+    """Every member's and alternative's data is read and checked before stage 1 builds the base: a bad file (here
+    an alternative's, not UTF-8) is one `error:` line naming the run and the file, and paths.root stays empty."""
+    import sys
+
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"chosen": "kind", "rejected": "rude"}\n{"chosen": "caf\xe9", "rejected": "rude"}\n')
+    recipe = recipes.Recipe("bad", members=[recipes.Member("thumbs", "demo_thumbs", "binary")], sample=False,
+                            alternatives=[recipes.Member("mine", "local_pairs", "pairwise", [f"data.source={bad}"],
+                                                         alternative=True)])
+    monkeypatch.setattr(pipeline, "load_recipe", lambda name: recipe)
+    monkeypatch.setattr(sys, "argv", ["rewardsoup.pipeline", "experiment=smoke"])
+    with pytest.raises(SystemExit) as exit_info:
+        pipeline.main()
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert exit_info.value.code == 1 and len(errors) == 1, captured.err
+    assert f"alternative 'mine' (data=local_pairs): {bad}: not UTF-8 text: byte offset 54 (line 2)" in errors[0]
+    assert "== 1/5 base" not in captured.out and not out_root.exists()

@@ -240,6 +240,36 @@ def test_malformed_gzip_json_line_reports_line_number(tmp_path):
         load("hh_rlhf", str(path))
 
 
+def test_a_corrupt_gzip_is_one_data_error_naming_the_file(tmp_path):
+    whole = gzip.compress(b'{"chosen": "a", "rejected": "b"}\n' * 2000)
+    cases = {"plain.jsonl.gz": b'{"chosen": "a", "rejected": "b"}\n',  # not compressed at all
+             "cut.jsonl.gz": whole[: len(whole) // 2],  # a copy that did not finish
+             "crc.jsonl.gz": whole[:-8] + bytes(8)}  # a damaged trailer
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"{name.replace('.', '[.]')}: corrupt gzip file .* bytes of decompressed"):
+            load("local_pairs", str(tmp_path / name))
+
+
+def test_text_that_is_not_utf8_names_the_byte_offset_and_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "CHUNK", 5)  # the bad byte lands past a chunk boundary, mid-character too
+    good = '{"chosen": "caf\u00e9 \u20ac", "rejected": "b"}\n'.encode()
+    bad = good + b'{"chosen": "caf\xe9", "rejected": "b"}\n'  # latin-1 on line 2
+    offset = len(good) + len(b'{"chosen": "caf')
+    (tmp_path / "latin.jsonl").write_bytes(bad)
+    (tmp_path / "latin.jsonl.gz").write_bytes(gzip.compress(bad))
+    (tmp_path / "latin.csv").write_bytes(b"chosen,rejected\nok,fine\ncaf\xe9,b\n")  # 0xe9 at 16 + 8 + 3
+    for name, where in (("latin.jsonl", f"byte offset {offset} (line 2)"),
+                        ("latin.jsonl.gz", f"byte offset {offset} of the decompressed text (line 2)"),
+                        ("latin.csv", "byte offset 27 (line 3)")):
+        with pytest.raises(DataError) as err:
+            load("local_pairs", str(tmp_path / name))
+        assert f"{name}: not UTF-8 text: {where}" in str(err.value) and "0xe9" in str(err.value), str(err.value)
+    (tmp_path / "cut.jsonl").write_bytes(good + "\u20ac".encode()[:2])  # ends inside a character
+    with pytest.raises(DataError, match=rf"cut[.]jsonl: not UTF-8 text: byte offset {len(good)} \(line 2\)"):
+        load("local_pairs", str(tmp_path / "cut.jsonl"))
+
+
 def test_unknown_adapter_lists_known_ones():
     with pytest.raises(ConfigError) as err:
         load("nope", "x.jsonl")

@@ -35,7 +35,8 @@ if not OmegaConf.has_resolver("abspath"):
     OmegaConf.register_new_resolver("abspath", lambda p: os.path.abspath(os.path.expanduser(str(p))))
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
+    """One `error:` line on stderr, exit code 1."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 
@@ -46,7 +47,7 @@ def run_job(work: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     try:
         return work(validate(cfg))
     except RewardSoupError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 class ValidateConfig(Callback):
@@ -57,7 +58,7 @@ class ValidateConfig(Callback):
         try:
             validate(config)
         except RewardSoupError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
 
 def _first_line(text: str) -> str:
@@ -115,8 +116,8 @@ def entry(main: Callable[[], Any]) -> Any:
     try:
         return main()
     except CompactHydraException as exc:  # composition, override syntax, a sweeper's settings (SearchSpaceError)
-        _fail(compose_error(exc))
+        fail(compose_error(exc))
     except ValueError as exc:  # Hydra raises a plain one for `data=1`; any other keeps its traceback
         if (why := _group_value_error(exc)) is None:
             raise
-        _fail(why)
+        fail(why)

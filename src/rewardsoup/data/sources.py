@@ -4,17 +4,21 @@ A source is local by `rewardsoup.core.hub.is_local` (an existing path, a known f
 ``/``, ``./``, ``../`` or ``~``); anything else is a hub dataset name. Local files: ``.jsonl``, ``.jsonl.gz``, ``.json``
 (JSON lines or one list of objects, optionally ``.gz``), ``.csv`` and ``.parquet``.
 
-Failures become one `DataError`: a missing file is named; a malformed JSON line is found by re-scanning the
-file and named by line number; an unreachable hub fails fast (a 3 s connection probe instead of the hub
-client's ~25 s of retries) with a hint to use a local path.
+Failures become one `DataError`: a missing file is named; a text file (JSON, JSON lines, CSV) is first read
+through once (`check_bytes`), so a corrupt ``.gz`` and bytes that are not UTF-8 are named by byte offset and line
+before the datasets reader sees them (it would end in a bare traceback, or only when a bad row is first read); a
+malformed JSON line is found by re-scanning the file and named by line number; an unreachable hub fails fast
+(a 3 s connection probe instead of the hub client's ~25 s of retries) with a hint to use a local path.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
+import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 import datasets
 
@@ -44,6 +48,48 @@ def _open_text(path: Path) -> IO[str]:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8")
     return open(path, encoding="utf-8")
+
+
+CHUNK = 1 << 20  # bytes read at a time by `check_bytes`
+
+
+def _first_bad_byte(handle: BinaryIO, done: list[int]) -> tuple[int, int, str] | None:
+    """(byte offset, 1-based line, the byte and why) of the first byte of ``handle`` that is not UTF-8, or None.
+    ``done[0]`` counts the bytes read so far (so a failing decompression can say where it stopped)."""
+    decoder, lines = codecs.getincrementaldecoder("utf-8")(), 0
+    while True:
+        chunk = handle.read(CHUNK)
+        pending = decoder.getstate()[0]  # the incomplete character carried over from the last chunk
+        try:
+            decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as err:
+            offset = done[0] - len(pending) + err.start
+            line = lines + err.object[: err.start].count(b"\n") + 1
+            return offset, line, f"byte 0x{err.object[err.start]:02x}: {err.reason}"
+        if not chunk:
+            return None
+        done[0], lines = done[0] + len(chunk), lines + chunk.count(b"\n")
+
+
+def check_bytes(path: Path) -> None:
+    """Read a text source through once: a ``.gz`` must decompress whole and the text must be UTF-8. DataError
+    naming the file and the byte offset (and line) at fault; a ``.gz``'s offsets count decompressed bytes."""
+    packed = path.name.lower().endswith(".gz")
+    done = [0]
+    try:
+        with (gzip.open(path, "rb") if packed else open(path, "rb")) as handle:
+            bad = _first_bad_byte(handle, done)
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        if not packed:
+            raise DataError(f"{path}: cannot read the file ({type(err).__name__}: {err})") from err
+        raise DataError(f"{path}: corrupt gzip file ({type(err).__name__}: {err}) after {done[0]} bytes of "
+                        f"decompressed text; expected a whole gzip-compressed file (a file that is not "
+                        f"compressed must not end in .gz)") from err
+    if bad is not None:
+        offset, line, reason = bad
+        where = "of the decompressed text " if packed else ""
+        raise DataError(f"{path}: not UTF-8 text: byte offset {offset} {where}(line {line}) cannot be decoded "
+                        f"({reason}); save the file as UTF-8")
 
 
 def find_json_error(path: Path) -> str | None:
@@ -87,6 +133,8 @@ def read_local(source: str) -> datasets.Dataset:
         except Exception as err:
             raise DataError(f"{path}: cannot read the dataset folder ({type(err).__name__}: {err})") from err
     builder = _builder(path)
+    if builder != "parquet":  # parquet is binary and checks its own bytes
+        check_bytes(path)
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:

@@ -4,9 +4,10 @@
 ../shared/data. Besides the soup's members a recipe may train `alternatives` (a multi-task model on the
 members' data, at the members' optimizer steps together; seed runs) and `averages` of runs, all tested
 beside the soup. A recipe is a YAML file in conf/recipe/ (`pipeline.recipes`); the command line's overrides
-come last, each sent to the entry points whose configs have its key (`pipeline.overrides`). Stages: base -> members -> Optuna sweep of
-in-memory trials (val) -> pick the best trial, export it with mergekit, test it beside members and
-baselines -> best-of-4 samples (demo only).
+come last, each sent to the entry points whose configs have its key (`pipeline.overrides`). Every unfinished
+member's and alternative's data is read and checked first (a bad file stops the job with nothing written), then
+the stages: base -> members -> Optuna sweep of in-memory trials (val) -> pick the best trial, export it with
+mergekit, test it beside members and baselines -> best-of-4 samples (demo only).
 Stages run through the same work functions and configs as the entry points; the sweep is its own
 `python merge.py -m …` (a Hydra multirun). A second run is fast, and a run after an interruption finishes
 the job: training resumes from its last checkpoint, the Optuna study from its sqlite file.
@@ -27,6 +28,7 @@ from omegaconf import DictConfig
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
+from rewardsoup.core.plain import plain
 from rewardsoup.models.base import BASE_META, build_base
 from rewardsoup.pipeline.overrides import route
 from rewardsoup.pipeline.recipes import CONF, Member, Recipe, compose_cfg, load_recipe, member_overrides, recipe_names
@@ -34,7 +36,7 @@ from rewardsoup.pipeline.report import write_real_report
 from rewardsoup.sweep import ledger
 from rewardsoup.sweep.pick import PICK_DONE, pick_best
 from rewardsoup.sweep.summary import PICK_FILE
-from rewardsoup.training.member import MEMBER_META, train_member
+from rewardsoup.training.member import MEMBER_META, member_data, train_member
 
 DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "data" / "demo_prompts.jsonl"  # role-play prompts we wrote
 
@@ -97,9 +99,28 @@ def budget_overrides(alternative: Member, member_dirs: dict[str, Path]) -> list[
     return [f"train.max_steps={steps}"]
 
 
-def _members(recipe: Recipe, overrides: list[str], walls: dict) -> tuple[dict[str, Path], dict[str, Path]]:
+def _check_data(recipe: Recipe, cfgs: dict[str, DictConfig]) -> None:
+    """Every unfinished member's and alternative's data read and checked as train.py checks it (`member_data`),
+    before stage 1 builds the base: a bad data file is one `error:` line naming it, and nothing is written."""
+    start, seen = time.monotonic(), set()
+    for m in recipe.members + recipe.alternatives:
+        cfg = cfgs[m.name]
+        key = json.dumps([plain(cfg.data), plain(cfg.objective)], sort_keys=True, default=str)
+        if key in seen or (Path(cfg.train.output_dir) / MEMBER_META).exists():
+            continue
+        seen.add(key)
+        try:
+            member_data(cfg)
+        except RewardSoupError as exc:
+            role = "alternative" if m.alternative else "member"
+            raise type(exc)(f"{role} '{m.name}' (data={m.data}): {exc}") from exc
+    if seen:
+        print(f"== data: {len(seen)} sets read and checked in {time.monotonic() - start:.0f}s", flush=True)
+
+
+def _members(recipe: Recipe, overrides: list[str], walls: dict,
+             cfgs: dict[str, DictConfig]) -> tuple[dict[str, Path], dict[str, Path]]:
     """Train the members, then the alternatives (with their budgets); (members, alternatives) -> folders."""
-    cfgs = _train_cfgs(recipe, overrides)
     folders = {name: Path(c.train.output_dir) for name, c in cfgs.items()}
     members = {x.name: folders[x.name] for x in recipe.members}
     for i, m in enumerate(recipe.members + recipe.alternatives, 1):
@@ -155,9 +176,11 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     start, walls = time.monotonic(), {}
     routed = stage_overrides(recipe, overrides)
     cfg = validate(compose_cfg("train", routed["train"]))  # the schemas' value rules (core/config.py)
+    cfgs = _train_cfgs(recipe, routed["train"])
+    _check_data(recipe, cfgs)  # every set read and checked before the base is built
     _stage(f"1/5 base: {cfg.model.source} cut to {cfg.model.layers} layers, 1-logit head",
            Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model), walls)
-    members, alternatives = _members(recipe, routed["train"], walls)
+    members, alternatives = _members(recipe, routed["train"], walls, cfgs)
     scfg, picked, report = _sweep_and_pick(["search=optuna"] + recipe.merge + routed["merge"], walls,
                                            pick_overrides(recipe, alternatives))
     samples = Path(cfg.paths.root) / "samples" / "demo-best-of-4.jsonl"

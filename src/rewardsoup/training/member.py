@@ -1,7 +1,8 @@
 """train.py's work: fine-tune one member from the merge-ready base and write it atomically.
 
-Flow (its settings already passed the rules of training/config.py): build/reuse the base -> load and split
-the data -> adapt it to the objective -> tokenize (left-truncated, counted) -> train (Trainer or trl
+Flow (its settings already passed the rules of training/config.py): load, split, adapt to the objective and
+check the data (`member_data`, before the base: a bad data file stops the job with nothing written) -> build/reuse
+the base -> tokenize (left-truncated, counted) -> train (Trainer or trl
 RewardTrainer, checkpoints for resume) -> validation accuracy after every epoch through `rewardsoup.scoring.rewards` -> final folder with tokenizer
 and `rewardsoup_member.json` (data, objective, base, split sizes, truncation counts, settings, metrics).
 
@@ -13,7 +14,7 @@ merge-compatible), `head_lr` (a learning rate of its own for the score head), `s
 Several processes (`accelerate launch --multi_gpu --num_processes N train.py ...`, or torchrun): DDP through the
 Trainer's own accelerate engine; every rank trains on its shard of each step, and only rank 0 writes.
 - accelerate's `PartialState` is opened first (same device choice and `ddp_timeout` as the Trainer, which then
-  reuses its process group). Under `main_process_first()` rank 0 builds the base, reads the data and tidies
+  reuses its process group). Under `main_process_first()` rank 0 reads the data, builds the base and tidies
   the work dir (removes a stale one, or checkpoints a kill cut short) while the other ranks wait; they then
   find the base and only read. Checkpoints are the Trainer's (`args.should_save`: rank 0 writes the model,
   optimizer and scheduler; each rank adds only its own `rng_state_<rank>.pth`).
@@ -46,11 +47,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from rewardsoup.core import precision
 from rewardsoup.core.atomic import atomic_dir, atomic_write_json
 from rewardsoup.models.base import BASE_META, MEMBER_META, build_base, check_reward_model
 from rewardsoup.models.cards import write_member_card
-from rewardsoup.data import load_splits
-from rewardsoup.data.mix import is_mix, load_mix
+from rewardsoup.data.preflight import load_data, needs_tokenizer
 from rewardsoup.core.errors import ConfigError, DataError, RewardSoupError
 from rewardsoup.core.plain import plain
 from rewardsoup.scoring.metrics import evalset_from_split, validation_metrics
@@ -81,11 +82,13 @@ def zero_head(model) -> None:
 
 
 def _precision(choice: str) -> dict[str, Any]:
+    """TrainingArguments' precision flags: `auto` is bf16 wherever it is native (`core.precision`: CUDA with
+    bf16, CPUs with AVX512-BF16 or AMX), fp32 elsewhere. bf16 is the Trainer's mixed precision (autocast over
+    fp32 weights), so a member is saved in fp32 and merges as before; bench/precision.py measured it."""
     import torch
 
     cuda = torch.cuda.is_available()
-    if choice == "auto":
-        choice = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    choice = precision.resolve(choice, "cuda" if cuda else "cpu")
     return {"bf16": choice == "bf16", "fp16": choice == "fp16", "use_cpu": not cuda}
 
 
@@ -195,10 +198,12 @@ def _check_both_classes(splits) -> None:
                         f"labels 0 and 1")
 
 
-def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
-    """The splits in the objective's schema (train and val must have rows) and the tokenized train set."""
-    raw = load_mix(cfg.data, tokenizer) if is_mix(cfg.data) else load_splits(cfg.data, tokenizer)
-    splits, converted = adapt_splits(raw, objective, cfg.objective)
+def member_data(cfg: DictConfig, tokenizer=None):
+    """(objective, the splits in its schema), checked: train and val have rows, a binary train split has both
+    labels. Needs no tokenizer (`data.preflight.load_data`), so train_member and the pipeline call it before the
+    base is built: a bad data file (or objective) stops the job with nothing written."""
+    objective = get_objective(str(cfg.objective.name))
+    splits, converted = adapt_splits(load_data(cfg.data, tokenizer), objective, cfg.objective)
     for split in ("train", "val"):
         for part in [splits] if split == "train" or not splits.parts else splits.parts:
             if len(getattr(part, split)) == 0:
@@ -209,6 +214,11 @@ def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
                                 f"{converted or 'no conversion'}); add data or change data.split")
     for part in splits.parts or [splits]:
         _check_both_classes(part)
+    return objective, splits
+
+
+def _prepared_data(cfg: DictConfig, objective, splits, tokenizer, say=print):
+    """The tokenized train set of the checked splits (`member_data`) and its truncation counts."""
     max_length = int(cfg.train.max_length)
     train_ds, counts = objective.tokenize(splits.train, tokenizer, max_length, cfg.objective)
     sizes = splits.report["sizes"] if splits.parts else {s: len(getattr(splits, s)) for s in ("train", "val", "test")}
@@ -218,7 +228,7 @@ def _prepared_data(cfg: DictConfig, objective, tokenizer, say=print):
         f"test {sizes['test']}; left-truncated {counts['left_truncated']} of {counts['texts']} train "
         f"texts to {max_length} tokens (none dropped); {identical} source pairs with chosen == rejected dropped",
         flush=True)
-    return splits, train_ds, counts
+    return train_ds, counts
 
 
 def _validator(splits, tokenizer, t: DictConfig):
@@ -311,13 +321,16 @@ def train_member(cfg: DictConfig) -> float | None:
 
     t = cfg.train  # checked against training/config.py's rules by the caller (run_job, the pipeline)
     state = _process_state(t)
-    with state.main_process_first():  # rank 0 builds the base, reads the data, tidies the work dir; then the rest
-        base_dir = _base(cfg.model)
+    with state.main_process_first():  # rank 0 reads the data, builds the base, tidies the work dir; then the rest
         if t.get("base_only", False):
+            _base(cfg.model)
             return None
-        objective = get_objective(str(cfg.objective.name))
+        objective, splits = member_data(cfg)  # before the base: a bad data file stops the job, nothing written
+        base_dir = _base(cfg.model)
         tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-        splits, train_ds, counts = _prepared_data(cfg, objective, tokenizer, say=state.print)
+        if needs_tokenizer(cfg.data):  # a chat template renders with the base's tokenizer: read again with it
+            objective, splits = member_data(cfg, tokenizer)
+        train_ds, counts = _prepared_data(cfg, objective, splits, tokenizer, say=state.print)
         work_dir, resume_from = _work_dir(t, state.is_main_process)
     set_seed(int(t.seed))
     model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), dtype=torch.float32)
