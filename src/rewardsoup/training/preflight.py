@@ -9,18 +9,19 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
 from rewardsoup.core.jobs import fail
 from rewardsoup.training.member import member_data
 
 
 class CheckData(Callback):
-    """`member_data` on a single run's composed config (the schemas' rules already passed: ValidateConfig)."""
+    """`member_data` on a single run's composed config, after the schemas' value rules (applied here too: Hydra
+    may call this callback before ValidateConfig, and the rules name a bad key better than a failed read)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.train.get("base_only", False):
-            return
         try:
-            member_data(config)
+            if not validate(config).train.get("base_only", False):
+                member_data(config)
         except RewardSoupError as exc:
             fail(str(exc))
