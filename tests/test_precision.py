@@ -84,20 +84,19 @@ def _train(compose_cfg, smoke_overrides, root: Path, dtype: str, data: str, obje
     return Path(cfg.train.output_dir)
 
 
-def test_bf16_member_is_fp32_on_disk_and_merges_through_mergekit_yaml(compose_cfg, smoke_overrides,
+def test_bf16_member_is_fp32_on_disk_and_merges_through_mergekit_yaml(compose_cfg, smoke_overrides, tiny_members,
                                                                       tiny_base_dir, tmp_path):
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    bf16 = {n: _train(compose_cfg, smoke_overrides, tmp_path / n, "bf16", d, o)
-            for n, d, o in (("pairs", "demo_pairs", "pairwise"), ("thumbs", "demo_thumbs", "binary"))}
+    bf16 = _train(compose_cfg, smoke_overrides, tmp_path / "bf16", "bf16", "demo_pairs", "pairwise")
     fp32 = _train(compose_cfg, smoke_overrides, tmp_path / "fp32", "fp32", "demo_pairs", "pairwise")
-    with safe_open(str(bf16["pairs"] / "model.safetensors"), "pt") as f:
+    with safe_open(str(bf16 / "model.safetensors"), "pt") as f:
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
-    a, b, base = (load_file(str(p / "model.safetensors")) for p in (bf16["pairs"], fp32, tiny_base_dir))
+    a, b, base = (load_file(str(p / "model.safetensors")) for p in (bf16, fp32, tiny_base_dir))
     assert not torch.equal(a["score.weight"], base["score.weight"])  # it trained
     assert any(not torch.equal(a[k], b[k]) for k in a)  # and in bf16: the same seed in fp32 lands elsewhere
-    cfg = mergekit_config("ties", str(tiny_base_dir), {n: str(p) for n, p in bf16.items()},
+    cfg = mergekit_config("ties", str(tiny_base_dir), {"pairs": str(bf16), "thumbs": str(tiny_members["thumbs"])},
                           {"pairs": 0.7, "thumbs": 0.4}, 0.6, None)
     soup = merge_to_disk(cfg, tmp_path / "soup")
     again = tmp_path / "again"

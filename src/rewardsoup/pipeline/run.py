@@ -36,7 +36,8 @@ from rewardsoup.pipeline.report import write_real_report
 from rewardsoup.sweep import ledger
 from rewardsoup.sweep.pick import PICK_DONE, pick_best
 from rewardsoup.sweep.summary import PICK_FILE
-from rewardsoup.training.member import MEMBER_META, member_data, train_member
+from rewardsoup.training.member import MEMBER_META, train_member
+from rewardsoup.training.preflight import member_data
 
 DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "data" / "demo_prompts.jsonl"  # role-play prompts we wrote
 

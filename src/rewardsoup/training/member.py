@@ -51,12 +51,13 @@ from rewardsoup.core import precision
 from rewardsoup.core.atomic import atomic_dir, atomic_write_json
 from rewardsoup.models.base import BASE_META, MEMBER_META, build_base, check_reward_model
 from rewardsoup.models.cards import write_member_card
-from rewardsoup.data.preflight import load_data, needs_tokenizer
-from rewardsoup.core.errors import ConfigError, DataError, RewardSoupError
+from rewardsoup.data.preflight import needs_tokenizer
+from rewardsoup.core.errors import ConfigError, RewardSoupError
 from rewardsoup.core.plain import plain
 from rewardsoup.scoring.metrics import evalset_from_split, validation_metrics
 from rewardsoup.training.config import SCHEDULERS
-from rewardsoup.training.objectives import adapt_splits, get_objective, head_parameter_names
+from rewardsoup.training.objectives import head_parameter_names
+from rewardsoup.training.preflight import member_data
 from rewardsoup.core.tracking import Tracker, start_run
 
 log = logging.getLogger("rewardsoup.training.member")
@@ -185,36 +186,6 @@ def _last_checkpoint(work_dir: Path, max_steps: int, main: bool = True) -> str |
         print(f"[rewardsoup] {ckpt.name} is incomplete (interrupted while saving); removing it", flush=True)
         shutil.rmtree(ckpt, ignore_errors=True)
     return None
-
-
-def _check_both_classes(splits) -> None:
-    """A binary train split with one label only teaches no boundary: a DataError naming the source."""
-    if splits.schema != "binary":
-        return
-    labels = set(splits.train["label"])
-    if len(labels) == 1:
-        raise DataError(f"{splits.report.get('source')}: every train row of dataset '{splits.name}' has label "
-                        f"{labels.pop()} ({len(splits.train)} rows); a binary reward model needs rows of both "
-                        f"labels 0 and 1")
-
-
-def member_data(cfg: DictConfig, tokenizer=None):
-    """(objective, the splits in its schema), checked: train and val have rows, a binary train split has both
-    labels. Needs no tokenizer (`data.preflight.load_data`), so train_member and the pipeline call it before the
-    base is built: a bad data file (or objective) stops the job with nothing written."""
-    objective = get_objective(str(cfg.objective.name))
-    splits, converted = adapt_splits(load_data(cfg.data, tokenizer), objective, cfg.objective)
-    for split in ("train", "val"):
-        for part in [splits] if split == "train" or not splits.parts else splits.parts:
-            if len(getattr(part, split)) == 0:
-                dropped = part.report.get("identical_pairs")
-                raise DataError(f"dataset '{part.name}' ({part.report.get('source')}) has no {split} rows after "
-                                f"splitting and pairing (sizes {part.report.get('sizes')}, "
-                                f"{f'{dropped} identical pairs dropped, ' if dropped else ''}"
-                                f"{converted or 'no conversion'}); add data or change data.split")
-    for part in splits.parts or [splits]:
-        _check_both_classes(part)
-    return objective, splits
 
 
 def _prepared_data(cfg: DictConfig, objective, splits, tokenizer, say=print):

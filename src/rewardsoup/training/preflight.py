@@ -1,6 +1,7 @@
-"""train.py's data check as a Hydra callback: the data is read and checked (`member.member_data`) before Hydra
-creates the run's folder, so a bad data file (corrupt .gz, not UTF-8, a missing column, a bad label) is one
-`error:` line with nothing under `paths.root` (conf/train.yaml registers it after the value rules)."""
+"""The data a member trains on, read and checked before anything is built (`member_data`: train_member and the
+pipeline call it before the base), and the same check as a Hydra callback (`CheckData`, registered in
+conf/train.yaml) that runs before Hydra creates the run's folder: a bad data file (corrupt .gz, not UTF-8, a
+missing column, a bad label, one class) is one `error:` line with nothing under `paths.root`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,40 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from rewardsoup.core.config import validate
-from rewardsoup.core.errors import RewardSoupError
+from rewardsoup.core.errors import DataError, RewardSoupError
 from rewardsoup.core.jobs import fail
-from rewardsoup.training.member import member_data
+from rewardsoup.data.preflight import load_data
+from rewardsoup.training.objectives import adapt_splits, get_objective
+
+
+def _check_both_classes(splits) -> None:
+    """A binary train split with one label only teaches no boundary: a DataError naming the source."""
+    if splits.schema != "binary":
+        return
+    labels = set(splits.train["label"])
+    if len(labels) == 1:
+        raise DataError(f"{splits.report.get('source')}: every train row of dataset '{splits.name}' has label "
+                        f"{labels.pop()} ({len(splits.train)} rows); a binary reward model needs rows of both "
+                        f"labels 0 and 1")
+
+
+def member_data(cfg: DictConfig, tokenizer=None):
+    """(objective, the splits in its schema), checked: train and val have rows, a binary train split has both
+    labels. Needs no tokenizer (`data.preflight.load_data`), so train_member and the pipeline call it before the
+    base is built: a bad data file (or objective) stops the job with nothing written."""
+    objective = get_objective(str(cfg.objective.name))
+    splits, converted = adapt_splits(load_data(cfg.data, tokenizer), objective, cfg.objective)
+    for split in ("train", "val"):
+        for part in [splits] if split == "train" or not splits.parts else splits.parts:
+            if len(getattr(part, split)) == 0:
+                dropped = part.report.get("identical_pairs")
+                raise DataError(f"dataset '{part.name}' ({part.report.get('source')}) has no {split} rows after "
+                                f"splitting and pairing (sizes {part.report.get('sizes')}, "
+                                f"{f'{dropped} identical pairs dropped, ' if dropped else ''}"
+                                f"{converted or 'no conversion'}); add data or change data.split")
+    for part in splits.parts or [splits]:
+        _check_both_classes(part)
+    return objective, splits
 
 
 class CheckData(Callback):
