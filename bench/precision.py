@@ -188,14 +188,16 @@ def main() -> None:
     ap.add_argument("--speed-models", default="")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--skip-train", action="store_true", help="no fp32/bf16 member pairing (e.g. only the sweep)")
+    ap.add_argument("--sweep-root", type=Path, help="whose sweep is re-scored (default: --bf16-root)")
     args = ap.parse_args()
     recipe = load_recipe(args.recipe)
     print(f"bf16 native here: {precision.bf16_native()}; train.precision=auto resolves to "
           f"{precision.resolve('auto')}", flush=True)
     models = [m for m in args.speed_models.split(",") if m] or [m.name for m in recipe.members[:1]]
     spd = {} if args.skip_speed else speed(recipe, args.bf16_root.resolve(), models, args.speed_steps)
-    pairs = training_pairs(recipe, args.fp32_root.resolve(), args.bf16_root.resolve())
-    sweep = None if args.skip_sweep else sweep_pick(recipe, args.bf16_root.resolve())
+    pairs = [] if args.skip_train else training_pairs(recipe, args.fp32_root.resolve(), args.bf16_root.resolve())
+    sweep = None if args.skip_sweep else sweep_pick(recipe, (args.sweep_root or args.bf16_root).resolve())
     print_tables(pairs, spd, sweep)
     total = {k: sum(s[k] for s in spd.values()) for k in ("fp32", "bf16")} if spd else {}
     print(json.dumps({"recipe": args.recipe, "train_speedup": total["fp32"] / total["bf16"] if spd else None,
