@@ -126,6 +126,7 @@ def _rescore(cfg, requests: list[dict], members: list[str], objective) -> tuple[
         seconds += res["trial_s"] - res["merge_s"]
         texts += res["texts"]
         rows.append({"trial": i, "objective": res["objective"], "val": res["val"], "state": "complete"})
+        print(f"  {scoring.dtype(cfg)} trial {i}: objective {res['objective']:.4f}", flush=True)
     return rows, floors_from_members(alone, float(objective.get("max_loss", 0.02))), seconds, texts
 
 
