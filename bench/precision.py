@@ -33,7 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from omegaconf import open_dict  # noqa: E402
+
 from rewardsoup.core import precision  # noqa: E402
+from rewardsoup.evaluation.job import evaluate_models  # noqa: E402
 from rewardsoup.evaluation.comparisons import verdict  # noqa: E402
 from rewardsoup.models.loading import load_reward_model  # noqa: E402
 from rewardsoup.pipeline.recipes import compose_cfg, load_recipe, member_overrides  # noqa: E402
@@ -43,6 +46,7 @@ from rewardsoup.scoring.evalsets import load_evalset  # noqa: E402
 from rewardsoup.scoring.metrics import row_credit, score_evalsets  # noqa: E402
 from rewardsoup.sweep import ledger  # noqa: E402
 from rewardsoup.sweep.objective import floors_from_members, dataset_score  # noqa: E402
+from rewardsoup.sweep.pick import test_config  # noqa: E402
 from rewardsoup.sweep.references import ingredients  # noqa: E402
 from rewardsoup.sweep.resident import resident  # noqa: E402
 from rewardsoup.sweep.summary import choose  # noqa: E402
@@ -130,11 +134,12 @@ def _rescore(cfg, requests: list[dict], members: list[str], objective) -> tuple[
     return rows, floors_from_members(alone, float(objective.get("max_loss", 0.02))), seconds, texts
 
 
-def sweep_pick(recipe, root: Path) -> dict:
-    """The recipe's sweep trials re-scored in fp32 and bf16: does the pick move, and what is bf16's speed?"""
+def sweep_pick(recipe, root: Path, limit: int = 0) -> dict:
+    """The recipe's sweep trials re-scored in fp32 and bf16: does the pick move, and what is bf16's speed?
+    `limit` > 0: only the first `limit` trials (a speed reading; the pick is then among those only)."""
     cfg32 = merge_cfg(recipe, root, "fp32")
     header, rows = ledger.read(cfg32.sweep.dir)
-    requests = [r["request"] for r in ledger.complete(rows)]
+    requests = [r["request"] for r in ledger.complete(rows)][:limit or None]
     objective = dict(header["objective"])
     out = {}
     for dtype in ("fp32", "bf16"):
@@ -146,6 +151,7 @@ def sweep_pick(recipe, root: Path) -> dict:
         print(f"sweep {dtype}: pick trial {best['trial']} (val objective {best['objective']:.4f}), "
               f"{texts / secs:.0f} val texts/s", flush=True)
     out["same_pick"] = out["fp32"]["pick"] == out["bf16"]["pick"]
+    out["trials"] = len(requests)
     out["scoring_speedup"] = out["bf16"]["texts_per_s"] / out["fp32"]["texts_per_s"]
     gaps = [abs(a - b) for a, b in zip(out["fp32"]["objectives"], out["bf16"]["objectives"])]
     out["max_objective_gap"] = max(gaps)
@@ -161,6 +167,35 @@ def sweep_pick(recipe, root: Path) -> dict:
     return out
 
 
+def _verdicts(result: dict) -> dict[str, str]:
+    """Every verdict a test table states: the bar per (model, set), and each paired comparison."""
+    out = {f"bar {r['model']} {k[:-len('_bar')]}": v for r in result["rows"] for k, v in r.items()
+           if isinstance(v, str) and k.endswith("_bar")}
+    out.update({f"{v['model']} vs {v['against']} {v['dataset']}": v["verdict"] for v in result["verdicts"]})
+    return out
+
+
+def test_table(recipe, root: Path) -> dict:
+    """The pick's test table (its models, from the report the pipeline wrote) in fp32 and in bf16: does any
+    verdict change? Written to a temporary reports folder, the pipeline's report untouched."""
+    cfg = merge_cfg(recipe, root)
+    models = json.loads((Path(cfg.paths.reports) / "evaluate-test" / "results.json").read_text())["models"]
+    alternatives = {n: p for n, p in models.items() if n in [m.name for m in recipe.alternatives]}
+    out = {}
+    for dtype in ("fp32", "bf16"):
+        eval_cfg = test_config(cfg, models, alternatives)
+        with tempfile.TemporaryDirectory() as tmp, open_dict(eval_cfg):
+            eval_cfg.paths.reports, eval_cfg.scoring.dtype, eval_cfg.logger.backend = tmp, dtype, "none"
+            start = time.perf_counter()
+            out[dtype] = {"verdicts": _verdicts(evaluate_models(eval_cfg)), "seconds": time.perf_counter() - start}
+    changed = {k: [out["fp32"]["verdicts"][k], v] for k, v in out["bf16"]["verdicts"].items()
+               if out["fp32"]["verdicts"].get(k) != v}
+    print(f"test table: {len(out['fp32']['verdicts'])} verdicts, {len(changed)} changed in bf16 {changed}; "
+          f"{out['fp32']['seconds']:.0f} s fp32, {out['bf16']['seconds']:.0f} s bf16", flush=True)
+    return {"verdicts": len(out["fp32"]["verdicts"]), "changed": changed,
+            "seconds": {d: out[d]["seconds"] for d in out}}
+
+
 def print_tables(pairs: list[dict], spd: dict, sweep: dict | None) -> None:
     print("\n| model | set | fp32 | bf16 | bf16 - fp32 (points) [95%] | verdict | steps | train wall fp32 / bf16 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -173,7 +208,7 @@ def print_tables(pairs: list[dict], spd: dict, sweep: dict | None) -> None:
         for name, s in spd.items():
             print(f"| {name} | {s['steps']} | {s['fp32']:.1f} | {s['bf16']:.1f} | {s['speedup']:.2f}x |")
     if sweep:
-        print(f"\nsweep: fp32 pick trial {sweep['fp32']['pick']}, bf16 pick trial {sweep['bf16']['pick']} "
+        print(f"\nsweep ({sweep['trials']} trials): fp32 pick trial {sweep['fp32']['pick']}, bf16 pick trial {sweep['bf16']['pick']} "
               f"(same: {sweep['same_pick']}); largest val-objective gap {100 * sweep['max_objective_gap']:.2f} points; "
               f"scoring {sweep['fp32']['texts_per_s']:.0f} -> {sweep['bf16']['texts_per_s']:.0f} val texts/s "
               f"({sweep['scoring_speedup']:.2f}x)" + (f"; picks on test bf16 - fp32 {sweep['picks_on_test']}"
@@ -190,7 +225,9 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--skip-train", action="store_true", help="no fp32/bf16 member pairing (e.g. only the sweep)")
+    ap.add_argument("--test-table", action="store_true", help="the pick's test table in fp32 and bf16: verdicts")
     ap.add_argument("--sweep-root", type=Path, help="whose sweep is re-scored (default: --bf16-root)")
+    ap.add_argument("--sweep-trials", type=int, default=0, help="re-score only the first N trials (speed)")
     args = ap.parse_args()
     recipe = load_recipe(args.recipe)
     print(f"bf16 native here: {precision.bf16_native()}; train.precision=auto resolves to "
@@ -198,13 +235,15 @@ def main() -> None:
     models = [m for m in args.speed_models.split(",") if m] or [m.name for m in recipe.members[:1]]
     spd = {} if args.skip_speed else speed(recipe, args.bf16_root.resolve(), models, args.speed_steps)
     pairs = [] if args.skip_train else training_pairs(recipe, args.fp32_root.resolve(), args.bf16_root.resolve())
-    sweep = None if args.skip_sweep else sweep_pick(recipe, (args.sweep_root or args.bf16_root).resolve())
+    sweep = None if args.skip_sweep else sweep_pick(recipe, (args.sweep_root or args.bf16_root).resolve(),
+                                                   args.sweep_trials)
+    table = test_table(recipe, args.bf16_root.resolve()) if args.test_table else None
     print_tables(pairs, spd, sweep)
     total = {k: sum(s[k] for s in spd.values()) for k in ("fp32", "bf16")} if spd else {}
     print(json.dumps({"recipe": args.recipe, "train_speedup": total["fp32"] / total["bf16"] if spd else None,
                       "worse_sets": sum(1 for r in pairs if r["hi"] < 0), "speed": spd,
                       "pairs": [{k: v for k, v in r.items()} for r in pairs],
-                      "sweep": {k: v for k, v in (sweep or {}).items()}}))
+                      "sweep": {k: v for k, v in (sweep or {}).items()}, "test_table": table}))
 
 
 if __name__ == "__main__":

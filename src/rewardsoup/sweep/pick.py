@@ -53,6 +53,22 @@ def _seed_ties_request(cfg: DictConfig, members: dict) -> dict:
             "dtype": str(seed.dtype), "seed": None}
 
 
+def test_config(cfg: DictConfig, models: Mapping[str, str], alternatives: Mapping[str, str]) -> DictConfig:
+    """evaluate.py's config of the pick's test table: `models` (members, the soup, seed_ties, `alternatives`)
+    on the test splits at the trials' length and batch, in `pick.dtype`, with baselines and reference rows."""
+    eval_cfg = OmegaConf.create(plain(cfg))
+    with open_dict(eval_cfg):
+        eval_cfg.models, eval_cfg.split = dict(models), "test"
+        eval_cfg.runs = [n for n, p in alternatives.items() if model_kind(Path(p)) == "member"]
+        eval_cfg.averages = plain(cfg.pick.get("averages") or {})
+        eval_cfg.max_length, eval_cfg.batch_size = cfg.trial.max_length, cfg.trial.batch_size
+        eval_cfg.bootstrap = cfg.pick.bootstrap
+        eval_cfg.scoring.dtype = cfg.pick.dtype  # the trials' scoring.dtype may differ: the test table has its own
+        eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
+        eval_cfg.references = {"base": True, "length": True}
+    return eval_cfg
+
+
 def pick_best(cfg: DictConfig) -> dict[str, Any]:
     sweep_dir = Path(cfg.sweep.dir)
     header, _ = ledger.read(sweep_dir)
@@ -79,17 +95,7 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
     if clash:
         raise ConfigError(f"pick.alternatives: {clash} already name a member or soup of this sweep")
     models.update(alternatives)
-    eval_cfg = OmegaConf.create(plain(cfg))
-    with open_dict(eval_cfg):
-        eval_cfg.models, eval_cfg.split = models, "test"
-        eval_cfg.runs = [n for n, p in alternatives.items() if model_kind(Path(p)) == "member"]
-        eval_cfg.averages = plain(cfg.pick.get("averages") or {})
-        eval_cfg.max_length, eval_cfg.batch_size = cfg.trial.max_length, cfg.trial.batch_size
-        eval_cfg.bootstrap = cfg.pick.bootstrap
-        eval_cfg.scoring.dtype = cfg.pick.dtype  # the trials' scoring.dtype may differ: the test table has its own
-        eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
-        eval_cfg.references = {"base": True, "length": True}
-    result = evaluate_models(eval_cfg)
+    result = evaluate_models(test_config(cfg, models, alternatives))
     layerwise = None
     if best.get("coefficients"):  # a layer-wise soup: its coefficients as a heat map and a table in the card
         layerwise = {"members": sorted(request["members"]), "groups": best["groups"],

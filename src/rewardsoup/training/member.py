@@ -203,12 +203,15 @@ def _prepared_data(cfg: DictConfig, objective, splits, tokenizer, say=print):
 
 
 def _validator(splits, tokenizer, t: DictConfig):
-    """model -> validation metrics, the val rows tokenized once; a mix is validated on each part's val split
+    """model -> validation metrics, the val rows tokenized once, forwards at the training precision (bf16 training
+    validates in bf16, as the recipes' sweep trials score); a mix is validated on each part's val split
     (`<part>/<metric>` keys) and its `accuracy` is their mean, as the sweep objective averages datasets."""
     sets = [evalset_from_split(p.name, p.schema, p.val, tokenizer, int(t.max_length)) for p in splits.parts or [splits]]
+    dtype = "bf16" if _precision(str(t.precision))["bf16"] else "fp32"  # forwards at training's own precision
 
     def evaluate(model) -> dict:
-        per = {es.name: validation_metrics(model, es, tokenizer.pad_token_id, int(t.eval_batch_size)) for es in sets}
+        with precision.autocast(dtype):
+            per = {es.name: validation_metrics(model, es, tokenizer.pad_token_id, int(t.eval_batch_size)) for es in sets}
         if not splits.parts:
             return per[splits.name]
         flat = {f"{name}/{k}": v for name, m in per.items() for k, v in m.items()}
