@@ -68,7 +68,8 @@ def test_recipes_are_yaml_files_with_per_member_overrides(compose_cfg, tmp_path,
     assert [(m.name, m.data, m.objective, m.train) for m in demo.members] == [
         ("thumbs", "demo_thumbs", "binary", []), ("pairs", "demo_pairs", "pairwise", []),
         ("harmless", "demo_harmless", "pairwise", [])]
-    assert demo.train == [] and demo.merge == ["sweep.objective.kind=floors"] and demo.sample
+    assert demo.train == [] and demo.merge[0] == "sweep.objective.kind=floors" and demo.sample
+    assert {"scoring.dtype=auto", "pick.dtype=auto"} <= set(demo.merge)  # bf16 trials and test table where native
     for m in demo.members:  # the demo's members train on conf/train.yaml's settings, as before
         got = compose_cfg("train", recipes.member_overrides(demo, m, [])).train
         want = compose_cfg("train", [f"data={m.data}", f"objective={m.objective}", "train.resume=true"]).train
