@@ -84,6 +84,9 @@ def training_pairs(recipe, fp32_root: Path, bf16_root: Path) -> list[dict]:
     rows = []
     a_dirs, b_dirs = model_dirs(recipe, fp32_root), model_dirs(recipe, bf16_root)
     for name in a_dirs:
+        if not all((d[name] / MEMBER_META).exists() for d in (a_dirs, b_dirs)):
+            print(f"note: {name} is not trained under both roots; not paired", flush=True)
+            continue
         metas = [json.loads((d[name] / MEMBER_META).read_text()) for d in (a_dirs, b_dirs)]
         if [m["train"]["precision"] for m in metas] == ["auto", "auto"]:
             print(f"note: {name}: both folders say precision auto; the fp32 root must be trained in fp32")
