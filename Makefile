@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	touch $(STAMP)
 
+# One pytest-xdist worker per core (at most 4: each holds its own fixtures), work-stealing so the long
+# end-to-end tests do not leave a core idle; tests/conftest.py gives each worker one torch thread.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

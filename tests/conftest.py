@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core (pytest-xdist): one thread each,
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # here (set before torch loads) and in the entry points a
+        os.environ[var] = "1"  # test launches, so the workers share the cores instead of oversubscribing them
 
-import rewardsoup.schemas  # noqa: F401  (registers the config schemas and the `abspath` resolver)
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import rewardsoup.schemas  # noqa: F401,E402  (registers the config schemas and the `abspath` resolver)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
