@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import kept_fraction, member_deltas
 from rewardsoup.routing.model import build_routed, routable_matrices
+from rewardsoup.scoring.rewards import pad_batch
 
 NAMES = ("thumbs", "pairs", "harmless")
 
@@ -104,3 +106,63 @@ def test_rank_beyond_a_matrix_and_members_of_another_shape_are_refused(parts, ti
         member_deltas(shared, bad, "full", matrices)
     assert kept_fraction(member_deltas(shared, sds, "full", matrices)) == 1.0
     assert 0.0 < kept_fraction(member_deltas(shared, sds, 2, matrices)) < 1.0
+
+
+def _conflicting_sets(model, pad_id, rows=48, seed=0):
+    """Two sets the shared model ranks oppositely: right on X's prompts, wrong on Y's (labels flipped)."""
+    from rewardsoup.routing.fit import RouteSet
+    from rewardsoup.routing.router import prompt_features
+
+    g = torch.Generator().manual_seed(seed)
+    emb = model.get_input_embeddings().weight.detach()
+    out = []
+    for name, lo, flip in (("X", 10, False), ("Y", 120, True)):
+        prompts = [torch.randint(lo, lo + 40, (6,), generator=g).tolist() for _ in range(rows)]
+        a = [p + torch.randint(60, 110, (5,), generator=g).tolist() for p in prompts]
+        b = [p + torch.randint(60, 110, (5,), generator=g).tolist() for p in prompts]
+        with torch.no_grad():
+            batch = pad_batch(a + b, pad_id)
+            r = model(**batch).logits[:, 0]
+        up = (r[:rows] > r[rows:]) != flip  # chosen: the side the shared model prefers on X, the other on Y
+        chosen = [x if u else y for x, y, u in zip(a, b, up)]
+        rejected = [y if u else x for x, y, u in zip(a, b, up)]
+        out.append(RouteSet(name, "pairwise", chosen + rejected, None, prompt_features(emb, prompts)))
+    return out
+
+
+def test_a_fitted_router_sends_each_prompt_to_the_member_that_ranks_it_right(parts, tiny_base_dir):
+    from rewardsoup.routing.fit import accuracy, fit_router
+    from rewardsoup.routing.router import PromptRouter
+
+    shared, _ = parts
+    model = _model(tiny_base_dir, shared)
+    flipped = dict(shared, **{"score.weight": -shared["score.weight"]})  # a member that ranks everything reversed
+    routed = build_routed(model, {"same": shared, "reversed": flipped}, "full")
+    pad = model.config.pad_token_id
+    sets = _conflicting_sets(model, pad)
+
+    def fit(seed):
+        router = PromptRouter(model.config.n_embd, 2, init="shared")
+        result = fit_router(routed, router, sets, pad, epochs=6, lr=0.1, seed=seed, say=lambda _: None)
+        return router, result
+
+    router, result = fit(0)
+    assert result["history"][0]["stop"]["Y"] < 0.5  # the start (the shared model) gets Y wrong
+    everything = np.arange(48)
+    for rs in sets:  # every row, fitting and stopping
+        assert accuracy(routed, router, rs, everything, pad, 16) > 0.9
+    with torch.no_grad():
+        gx, gy = router(sets[0].feats), router(sets[1].feats)
+    assert (gx[:, 1] < 0.5).float().mean() > 0.9  # X's prompts stay off the reversed member
+    assert (gy[:, 1] > 0.5).float().mean() > 0.9  # Y's go to it
+    again, _ = fit(0)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in router.state_dict().items())  # seeded
+
+
+def test_prompt_features_read_the_prompt_alone():
+    from rewardsoup.routing.router import prompt_features
+
+    emb = torch.randn(50, 8)
+    f = prompt_features(emb, [[1, 2, 3], [1, 2, 3], []])
+    torch.testing.assert_close(f[0], emb[[1, 2, 3]].mean(0))
+    assert torch.equal(f[0], f[1]) and torch.equal(f[2], torch.zeros(8))

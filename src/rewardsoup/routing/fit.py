@@ -1,0 +1,138 @@
+"""Fitting the router on val with the members' own losses (issue #30 item 2); test rows never enter.
+
+Each set's val rows are cut once, by a seeded permutation, into fitting rows and stopping rows
+(`stop_share`). A step takes `batch_rows` fitting rows of EVERY set (a smaller set cycles), so each set
+weighs the same, and minimises the mean over sets of its own loss through the routed forward: Bradley-Terry
+on pairs (-log sigmoid(r_chosen - r_rejected), both texts under the row's one gate), binary cross-entropy on
+binary rows. Only the router learns; the shared model and the differences stay fixed. After each epoch the
+stopping rows' mean accuracy over sets decides: the best epoch's router is kept, and `patience` epochs
+without a gain stop the fit. Deterministic for a seed (the split, the order, the router's init).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rewardsoup.scoring.rewards import pad_batch
+
+
+@dataclass
+class RouteSet:
+    """One set's rows as the router sees them: texts (pairs: chosen 0..n-1, rejected n..2n-1), features."""
+
+    name: str
+    schema: str  # pairwise | binary
+    ids: list[list[int]]
+    labels: np.ndarray | None
+    feats: torch.Tensor  # (rows, d): the prompt features (router.prompt_features)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids) // 2 if self.schema == "pairwise" else len(self.ids)
+
+
+def rewards(routed, router, rs: RouteSet, rows: np.ndarray, pad_id: int) -> torch.Tensor:
+    """(len(rows), 2) for pairs (chosen, rejected), (len(rows),) for binary: the routed model's rewards."""
+    gate = router(rs.feats[rows])
+    if rs.schema == "pairwise":
+        texts = [rs.ids[i] for i in rows] + [rs.ids[rs.n + i] for i in rows]
+        gate = torch.cat([gate, gate])  # a pair's two texts share their prompt's weights
+    else:
+        texts = [rs.ids[i] for i in rows]
+    batch = pad_batch(texts, pad_id)
+    out = routed(batch["input_ids"], batch["attention_mask"], gate=gate).logits[:, 0].float()
+    return out.view(2, -1).T if rs.schema == "pairwise" else out
+
+
+def loss_of(rs: RouteSet, r: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    if rs.schema == "pairwise":
+        return -F.logsigmoid(r[:, 0] - r[:, 1]).mean()
+    return F.binary_cross_entropy_with_logits(r, torch.as_tensor(rs.labels[rows], dtype=torch.float32))
+
+
+def accuracy(routed, router, rs: RouteSet, rows: np.ndarray, pad_id: int, batch_rows: int) -> float:
+    """Share of rows ranked right (pairs: chosen above rejected; binary: the reward's sign), ties half."""
+    credit = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_rows):
+            part = rows[start:start + batch_rows]
+            r = rewards(routed, router, rs, part, pad_id)
+            if rs.schema == "pairwise":
+                d = r[:, 0] - r[:, 1]
+            else:
+                d = torch.where(torch.as_tensor(rs.labels[part]) == 1, r, -r)
+            credit.append(((d > 0).float() + 0.5 * (d == 0).float()).numpy())
+    return float(np.concatenate(credit).mean()) if credit else float("nan")
+
+
+def split_rows(sets: list[RouteSet], stop_share: float, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{set: (fitting rows, stopping rows)}, a seeded permutation per set."""
+    out = {}
+    for i, rs in enumerate(sets):
+        perm = np.random.default_rng([seed, i]).permutation(rs.n)
+        cut = int(round(rs.n * stop_share))
+        out[rs.name] = (np.sort(perm[cut:]), np.sort(perm[:cut]))
+    return out
+
+
+def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int = 8, lr: float = 0.05,
+               batch_rows: int = 8, stop_share: float = 0.25, patience: int = 2, seed: int = 0,
+               precision: Callable = None, say: Callable = print) -> dict:
+    """Fit `router` in place (the best epoch's weights end in it); returns the history and the split sizes."""
+    torch.manual_seed(seed)
+    parts = split_rows(sets, stop_share, seed)
+    router.standardise_on(torch.cat([rs.feats[parts[rs.name][0]] for rs in sets]))
+    opt = torch.optim.Adam(router.parameters(), lr=lr)
+    ctx = precision or (lambda: torch.autocast("cpu", enabled=False))
+    rng = np.random.default_rng(seed)
+
+    def stop_score() -> dict:
+        with ctx():
+            return {rs.name: accuracy(routed, router, rs, parts[rs.name][1], pad_id, batch_rows * 4) for rs in sets}
+
+    best = stop_score()
+    history, best_state, best_epoch, waited = [{"epoch": 0, "stop": best}], copy.deepcopy(router.state_dict()), 0, 0
+    say(f"[routed] epoch 0 (the init): stop accuracy {_fmt(best)}")
+    for epoch in range(1, epochs + 1):
+        orders = {rs.name: rng.permutation(parts[rs.name][0]) for rs in sets}
+        steps = max(math.ceil(len(o) / batch_rows) for o in orders.values())
+        total = 0.0
+        for step in range(steps):
+            opt.zero_grad()
+            with ctx():
+                losses = []
+                for rs in sets:
+                    order = orders[rs.name]
+                    rows = np.take(order, range(step * batch_rows, (step + 1) * batch_rows), mode="wrap")
+                    losses.append(loss_of(rs, rewards(routed, router, rs, rows, pad_id), rows))
+                loss = torch.stack(losses).mean()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        score = stop_score()
+        history.append({"epoch": epoch, "fit_loss": total / steps, "stop": score})
+        say(f"[routed] epoch {epoch}: fit loss {total / steps:.4f}, stop accuracy {_fmt(score)}")
+        if _mean(score) > _mean(best):
+            best, best_state, best_epoch, waited = score, copy.deepcopy(router.state_dict()), epoch, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    router.load_state_dict(best_state)
+    return {"history": history, "best_epoch": best_epoch, "best_stop": best,
+            "rows": {name: {"fit": len(f), "stop": len(s)} for name, (f, s) in parts.items()}}
+
+
+def _mean(score: dict) -> float:
+    return float(np.mean(list(score.values())))
+
+
+def _fmt(score: dict) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in score.items()) + f" (mean {_mean(score):.3f})"
