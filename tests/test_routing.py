@@ -166,3 +166,28 @@ def test_prompt_features_read_the_prompt_alone():
     f = prompt_features(emb, [[1, 2, 3], [1, 2, 3], []])
     torch.testing.assert_close(f[0], emb[[1, 2, 3]].mean(0))
     assert torch.equal(f[0], f[1]) and torch.equal(f[2], torch.zeros(8))
+
+
+def test_a_saved_routed_soup_reloads_to_identical_scores(parts, tiny_base_dir, tmp_path):
+    from rewardsoup.routing.folder import is_routed, load_routed, save_routed
+    from rewardsoup.routing.router import PromptRouter
+
+    shared, sds = parts
+    shared_dir = tmp_path / "shared-src"
+    _model(tiny_base_dir, shared).save_pretrained(shared_dir)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        if (tiny_base_dir / f).exists():
+            (shared_dir / f).write_bytes((tiny_base_dir / f).read_bytes())
+    routed = build_routed(load_reward_model(shared_dir), sds, 3)
+    router = PromptRouter(routed.config.n_embd, 3, hidden=4, init="uniform")
+    torch.nn.init.normal_(router.net[-1].weight)  # a router that is not constant
+    folder = save_routed(tmp_path / "routed", routed, router, shared_dir,
+                         {"rank": 3, "router": {"dim": routed.config.n_embd, "hidden": 4, "init": "uniform"}})
+    again, router2, manifest = load_routed(folder)
+    assert is_routed(folder) and not is_routed(shared_dir) and manifest["members"] == list(NAMES)
+    ids, mask = _batch()
+    feats = torch.randn(len(ids), routed.config.n_embd)
+    with torch.no_grad():
+        want = routed(ids, mask, gate=router(feats)).logits
+        got = again(ids, mask, gate=router2(feats)).logits
+    assert torch.equal(want, got)
