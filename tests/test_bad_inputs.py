@@ -165,7 +165,7 @@ def test_a_bad_data_file_stops_train_before_the_base_is_built(case, compose_cfg,
     assert _files(out_root) == [] and not (out_root / "bases").exists()
 
 
-@pytest.mark.parametrize("name,words", [("corrupt.jsonl.gz", "corrupt gzip file")])  # non-UTF-8: in-process above
+@pytest.mark.parametrize("name,words", [("corrupt.jsonl.gz", "corrupt gzip file"), ("latin1.jsonl", "not UTF-8")])
 def test_train_py_on_a_bad_file_is_one_error_line_and_writes_nothing(data_files, out_root, name, words):
     """As a new user runs it: the real process, no base yet. The data is checked before Hydra creates its run
     folder (training.preflight.CheckData), so nothing at all is under paths.root."""

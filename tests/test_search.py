@@ -148,7 +148,6 @@ def test_parallel_launcher_shares_the_disk_cache_and_the_ledger(merge_overrides,
     assert len(list((out_root / "cache" / "evalsets").glob("*.json"))) == 3  # one per dataset, shared
 
 
-@pytest.mark.slow  # 36 s; the Optuna sweep, its ledger and a resumed rerun also run in test_pipeline's demo test (make test <= 10 min, #29)
 def test_optuna_sweep_logs_flat_runs_and_resumes(merge_overrides, out_root):
     import glob
 

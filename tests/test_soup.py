@@ -55,7 +55,6 @@ def test_bad_requests_name_the_field_and_leave_nothing(compose_cfg, merge_overri
     assert not (out_root / "soups").exists() or not any((out_root / "soups").iterdir())
 
 
-@pytest.mark.slow  # 14 s of subprocesses; merge.py's bad input: tests/test_bad_inputs.py, test_generated_bad_inputs.py (#29)
 def test_cli_exit_codes(merge_overrides, out_root):
     ok = subprocess.run([sys.executable, "merge.py", *merge_overrides, "merge=linear"], cwd=ROOT,
                         capture_output=True, text=True, timeout=300)

@@ -37,7 +37,6 @@ def _study(storage, name):
     return optuna.load_study(study_name=name, storage=storage)
 
 
-@pytest.mark.slow  # 32 s; the fallback rule itself: tests/test_sweep_outcomes.py (make test <= 10 min, #29)
 def test_a_floors_sweep_with_no_feasible_trial_completes_and_picks_by_the_fallback(merge_overrides, out_root):
     """Floors no trial can meet (every member 'alone on val' at 1.0, cached where the sweep reads it): the
     Optuna sweep and the pick both finish, and the pick is the trial with the smallest worst-dataset shortfall."""
@@ -124,7 +123,6 @@ def test_pruned_sweep_survives_a_kill_and_never_redoes_a_trial(merge_overrides, 
     assert len(ledger.read(sweep)[1]) == len(rows)
 
 
-@pytest.mark.slow  # 13 s; shared studies stay covered by test_sweep_on_postgresql in CI (make test <= 10 min, #29)
 def test_two_workers_share_one_journal_study_without_running_a_trial_twice(merge_overrides, out_root, tmp_path):
     journal = tmp_path / "shared" / "optuna.journal"
     cmd = _cmd(merge_overrides, "search=optuna", "sweep.name=workers", "hydra.sweeper.n_trials=4",

@@ -150,7 +150,6 @@ def test_base_that_is_not_a_one_logit_classifier_is_refused(compose_cfg, smoke_o
     assert not (out_root / "members").exists()
 
 
-@pytest.mark.slow  # 12 s of subprocesses; train.py's bad input: tests/test_bad_inputs.py, test_generated_bad_inputs.py (#29)
 def test_cli_smoke_run_and_bad_input_exit_codes(out_root, tiny_base_dir):
     common = [sys.executable, "train.py", "experiment=smoke", f"model.base_dir={tiny_base_dir}"]
     ok = subprocess.run(common + ["data=demo_pairs", "objective=pairwise"], cwd=ROOT,
