@@ -88,12 +88,12 @@ def training_pairs(recipe, fp32_root: Path, bf16_root: Path) -> list[dict]:
             print(f"note: {name} is not trained under both roots; not paired", flush=True)
             continue
         metas = [json.loads((d[name] / MEMBER_META).read_text()) for d in (a_dirs, b_dirs)]
-        ran = [m.get("precision") for m in metas]  # what `auto` resolved to (members since #29 record it)
+        ran = [m.get("precision") for m in metas]  # what `auto` resolved to, where a member records it
         if ran[0] not in (None, "fp32") or ran[1] not in (None, "bf16"):
             print(f"note: {name}: trained in {ran[0]} / {ran[1]}, expected fp32 / bf16 (not paired)", flush=True)
             continue
         if None in ran:
-            print(f"note: {name}: a folder without a recorded precision (trained before #29); train.precision="
+            print(f"note: {name}: a folder without a recorded precision; train.precision="
                   f"{[m['train']['precision'] for m in metas]}: the fp32 root must have been trained in fp32")
         a = credits(load_reward_model(a_dirs[name]), evalsets, 32)
         b = credits(load_reward_model(b_dirs[name]), evalsets, 32)

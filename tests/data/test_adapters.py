@@ -316,24 +316,3 @@ def test_hub_error_from_datasets_becomes_one_data_error(monkeypatch):
     monkeypatch.setattr(sources.datasets, "load_dataset", boom)
     with pytest.raises(DataError, match=r"'x/y'.*unreachable.*Couldn't reach"):
         load("chai_pairs", "x/y")
-
-
-def test_a_tokenizer_free_read_is_kept_until_its_file_changes(tmp_path, monkeypatch):
-    """The pre-flight checks and the job share one read of a file; an edited file is read again."""
-    import os
-
-    from rewardsoup.data import preflight
-
-    calls = []
-    real = preflight.load_splits
-    monkeypatch.setattr(preflight, "load_splits", lambda cfg, tok: calls.append(cfg) or real(cfg, tok))
-    path = tmp_path / "p.jsonl"
-    write_jsonl(path, [{"chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(40)])
-    cfg = {"name": "p", "adapter": "local_pairs", "source": str(path), "split": {"val": 0.2, "test": 0.2}}
-    first, again = preflight.load_data(cfg), preflight.load_data(cfg)
-    assert len(calls) == 1 and again is not first and again.report is not first.report
-    assert again.train["chosen"] == first.train["chosen"]
-    write_jsonl(path, [{"chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(60)])
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a new mtime, whatever the clock
-    grown = preflight.load_data(cfg)
-    assert len(calls) == 2 and sum(grown.report["sizes"].values()) == 60

@@ -5,25 +5,17 @@ rows adapted and checked, split and paired. It needs no tokenizer: without one, 
 read as ``plain`` (what rendering falls back to for a tokenizer without a chat template, minus its warning), which
 checks the same rows, fields and messages; only the rendered texts differ, so a job loads such a set again once the
 base's tokenizer exists (`needs_tokenizer`). Errors are the loaders' own: one DataError or ConfigError naming the
-file and, where known, the row or byte. A read without a tokenizer is kept for the process (keyed by the config and
-each local source's size and mtime), so the checks before a job (Hydra's CheckData callback, the pipeline's) and
-the job itself read a file once.
+file and, where known, the row or byte.
 """
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from rewardsoup.data.loading import Splits, as_dict, load_splits
 from rewardsoup.data.mix import is_mix, load_mix
 
 TEMPLATE = "chat_template"  # the render_style that needs the base's tokenizer (data/render.py)
-KEEP = 8  # tokenizer-free reads kept per process: a recipe's members and alternatives (3 for make report-real)
-_READS: OrderedDict[str, Splits] = OrderedDict()
 
 
 def _configs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,32 +36,9 @@ def _plain(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _key(cfg: dict[str, Any]) -> str:
-    """The config and, for each local source, its size and mtime: an edited file is read again."""
-    stamps = []
-    for c in _configs(cfg):
-        path = Path(str(c.get("source", ""))).expanduser()
-        if c.get("source") and path.is_file():
-            st = path.stat()
-            stamps.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
-    return json.dumps([cfg, stamps], sort_keys=True, default=str)
-
-
-def _copy(splits: Splits) -> Splits:
-    """A Splits of its own (report dicts and parts lists copied; the datasets are immutable)."""
-    return replace(splits, report=dict(splits.report), parts=[_copy(p) for p in splits.parts])
-
-
 def load_data(data_cfg: Any, tokenizer: Any = None) -> Splits:
     """The splits of a data config, a mix's too; without ``tokenizer`` a chat template renders plain (see above)."""
     cfg = as_dict(data_cfg)
-    if tokenizer is not None:
-        return load_mix(cfg, tokenizer) if is_mix(cfg) else load_splits(cfg, tokenizer)
-    cfg = _plain(cfg)
-    key = _key(cfg)
-    if key not in _READS:
-        _READS[key] = load_mix(cfg, None) if is_mix(cfg) else load_splits(cfg, None)
-        while len(_READS) > KEEP:
-            _READS.popitem(last=False)
-    _READS.move_to_end(key)
-    return _copy(_READS[key])
+    if tokenizer is None:
+        cfg = _plain(cfg)
+    return load_mix(cfg, tokenizer) if is_mix(cfg) else load_splits(cfg, tokenizer)

@@ -265,7 +265,6 @@ def _metadata(cfg: DictConfig, base_dir: Path, splits, counts: dict, trainer, re
                       "lr_scheduler_type": SCHEDULERS[str(t.scheduler)], "warmup_ratio": float(t.warmup_ratio),
                       "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
                       "optimizer": type(trainer.optimizer).__name__},
-        "precision": "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32",  # what auto resolved to
         "train_loss": result.training_loss, "train_wall_s": round(wall, 2),
         "val": metrics, "val_history": history, "resumed_from": resume_from,
     }
