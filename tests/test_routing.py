@@ -191,3 +191,41 @@ def test_a_saved_routed_soup_reloads_to_identical_scores(parts, tiny_base_dir, t
         want = routed(ids, mask, gate=router(feats)).logits
         got = again(ids, mask, gate=router2(feats)).logits
     assert torch.equal(want, got)
+
+
+def test_the_prompt_ends_at_the_last_speaker_marker_and_ignores_the_reply():
+    from rewardsoup.routing.prompts import shared_prompt, split_prompt
+
+    hh = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant:"
+    assert split_prompt(hh + " Sure, here is how.") == hh
+    assert split_prompt(hh + " No.") == split_prompt(hh + " A different, longer reply entirely.")
+    demo = "Best Friend Steve: Yo!\nUser: rough day\nBest Friend Steve:"
+    assert split_prompt(demo + " That's what friends are for.") == demo
+    assert split_prompt("a reply alone, no speaker") == ""
+    # a reply with a marker line of its own: the pair's two texts still share one prompt, the common part
+    assert shared_prompt([hh + " fine", hh + " Step one\nNote: careful"]) == hh
+
+
+def test_the_routed_scorer_gates_on_prompts_alone_and_equals_the_soup_under_a_constant_router(parts, tiny_base_dir):
+    from transformers import AutoTokenizer
+
+    from rewardsoup.routing.router import PromptRouter
+    from rewardsoup.routing.scorer import RoutedScorer
+    from rewardsoup.scoring.rewards import score_texts
+
+    shared, sds = parts
+    tok = AutoTokenizer.from_pretrained(str(tiny_base_dir))
+    routed = build_routed(_model(tiny_base_dir, shared), sds, "full")
+    router = PromptRouter(routed.config.n_embd, 3, init="uniform")
+    torch.nn.init.normal_(router.net[-1].weight, std=0.5)  # gates that differ from prompt to prompt
+    scorer = RoutedScorer(routed, router, tok)
+    p1, p2 = "\n\nHuman: a question\n\nAssistant:", "\n\nHuman: something else entirely\n\nAssistant:"
+    texts = [p1 + " short", p1 + " a much longer and different reply", p2 + " short"]
+    g = scorer.gates(texts)
+    assert torch.equal(g[0], g[1]) and not torch.equal(g[0], g[2])  # the reply never reaches the gate
+    assert torch.equal(scorer.gates([p1 + " Note:", p1 + " fine"], [[0, 1]])[0],
+                       scorer.gates([p1 + " Note:", p1 + " fine"], [[0, 1]])[1])  # a group shares one gate
+    torch.nn.init.zeros_(router.net[-1].weight)  # a constant router: the uniform weights over shared + 3
+    soup = {k: (shared[k] + sum(sds[n][k] for n in NAMES)) / 4 for k in shared}
+    want = score_texts(_model(tiny_base_dir, soup), tok, texts, 64)
+    np.testing.assert_allclose(scorer.score_texts(texts, 64), want, atol=1e-5)

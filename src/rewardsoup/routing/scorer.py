@@ -1,0 +1,60 @@
+"""Texts -> rewards through a routed soup: the scoring path's tokenization, one gate per prompt, one forward.
+
+Each text is tokenized as `scoring.rewards.tokenize` does it (left truncation at `max_length`); its prompt
+(`routing.prompts`: up to the last speaker marker; for a group of texts that share a prompt, their common one)
+is tokenized on its own, left-truncated to `prompt_length`, and pooled into the router's features. So a
+reply's tokens never reach the gate, and a pair's or best-of-N's texts share one gate by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from rewardsoup.routing.prompts import PROMPT_END, shared_prompt
+from rewardsoup.routing.router import prompt_features
+from rewardsoup.scoring.rewards import pad_batch, tokenize
+
+
+class RoutedScorer:
+    """(routed model, router, tokenizer) -> `gates(texts)` and `score_texts(texts)`."""
+
+    def __init__(self, routed, router, tokenizer, pattern: str = PROMPT_END, prompt_length: int = 256):
+        self.routed, self.router, self.tokenizer = routed, router, tokenizer
+        self.pattern, self.prompt_length = pattern, int(prompt_length)
+
+    def prompts(self, texts: Sequence[str], groups: Sequence[Sequence[int]] = ()) -> list[str]:
+        """Each text's prompt; the texts of a group (indices) get their group's common prompt."""
+        out = [shared_prompt([t], self.pattern) for t in texts]
+        for group in groups:
+            common = shared_prompt([texts[i] for i in group], self.pattern)
+            for i in group:
+                out[i] = common
+        return out
+
+    def gates(self, texts: Sequence[str], groups: Sequence[Sequence[int]] = ()) -> torch.Tensor:
+        """(len(texts), members): the router's weights, from the prompts alone."""
+        prompts = self.prompts(texts, groups)
+        ids = tokenize(self.tokenizer, prompts, self.prompt_length).ids
+        emb = self.routed.model.get_input_embeddings().weight.detach()
+        with torch.no_grad():
+            return self.router(prompt_features(emb, ids))
+
+    def score_texts(self, texts: Sequence[str], max_length: int, batch_size: int = 32,
+                    groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+        """One fp32 logit per text (sorted by length into batches, as the scoring path batches)."""
+        if not len(texts):
+            return np.empty(0)
+        ids = tokenize(self.tokenizer, texts, max_length).ids
+        gate = self.gates(texts, groups)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty(len(ids), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                batch = pad_batch([ids[i] for i in idx], self.tokenizer.pad_token_id)
+                logits = self.routed(batch["input_ids"], batch["attention_mask"], gate=gate[idx])
+                out[idx] = logits.logits.float()[:, 0].numpy()
+        return out
