@@ -229,3 +229,30 @@ def test_the_routed_scorer_gates_on_prompts_alone_and_equals_the_soup_under_a_co
     soup = {k: (shared[k] + sum(sds[n][k] for n in NAMES)) / 4 for k in shared}
     want = score_texts(_model(tiny_base_dir, soup), tok, texts, 64)
     np.testing.assert_allclose(scorer.score_texts(texts, 64), want, atol=1e-5)
+
+
+def test_search_routed_fits_saves_and_reloads_a_routed_soup(compose_cfg, merge_overrides, out_root):
+    """merge.py search=routed from the merge request (routed.shared=equal): a folder under paths.soups that
+    reloads to the routed model it saved, the shared model a plain reward model folder of its own."""
+    from transformers import AutoTokenizer
+
+    from rewardsoup.core.config import validate
+    from rewardsoup.routing.folder import SHARED, load_routed
+    from rewardsoup.routing.scorer import RoutedScorer
+    from rewardsoup.search import jobs
+
+    cfg = validate(compose_cfg("merge", merge_overrides + [
+        "search=routed", "routed.shared=equal", "routed.rank=2", "routed.epochs=2", "routed.batch_rows=4",
+        "trial.max_length=64", "routed.prompt_length=32", "logger=none"]))
+    manifest = jobs.merge_job(cfg)
+    folder = out_root / "soups" / "routed-optuna-ties"
+    assert manifest["members"] == sorted(NAMES) and 0 < manifest["kept_fraction"] < 1
+    assert manifest["fit"]["rows"]["demo_pairs"]["stop"] > 0 and len(manifest["fit"]["history"]) >= 2
+    routed, router, again = load_routed(folder)
+    assert again["members"] == manifest["members"]
+    plain_model = load_reward_model(folder / SHARED)  # the shared model loads as any reward model
+    tok = AutoTokenizer.from_pretrained(str(folder / SHARED))
+    texts = ["Wizard: Enter.\nUser: hi\nWizard: Welcome!", "Wizard: Enter.\nUser: hi\nWizard: Go away."]
+    scores = RoutedScorer(routed, router, tok, manifest["prompt_end"]).score_texts(texts, 64)
+    assert np.isfinite(scores).all() and scores[0] != scores[1]
+    assert plain_model.config.num_labels == 1

@@ -22,7 +22,7 @@ from rewardsoup.scoring.config import ScoringConfig
 from rewardsoup.sweep.config import PickConfig, SweepConfig, TrialConfig
 
 # auto: a multirun job is an in-memory trial, a single run writes a soup; the rest name what to run
-MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick", "proxy", "layerwise")
+MODES = ("auto", "soup", "trial", "greedy", "uniform", "pick", "proxy", "layerwise", "routed")
 STARTS = ("best", "equal")  # best: the ledger's picked trial (weights, density); equal: merge.weights, merge.density
 
 
@@ -46,6 +46,32 @@ class LayerwiseConfig:
     def rules(node: Any) -> list[tuple[str, str]]:
         bad = [k for k, v in (node.groups or {}).items() if not isinstance(v, str) or not v]
         return [("groups", f"each group needs a non-empty regex; got {bad}")] if bad else []
+
+
+def _rank(value: Any) -> str | None:
+    """routed.rank: 'full' or a positive integer."""
+    if str(value).lower() == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return None
+    return "expected 'full' or a positive integer"
+
+
+@dataclass
+class RoutedConfig:
+    """The routed soup (search=routed): the shared model, how the members' differences are kept, the router."""
+
+    shared: str = checked(check=one_of(*STARTS))  # the shared model: the sweep's pick, or merge.weights/density
+    rank: Any = checked(check=_rank)  # truncated-SVD rank of each member's difference per matrix, or 'full'
+    hidden: int = checked(check=not_negative)  # the router's hidden layer width (0: linear)
+    init: str = checked(check=one_of("shared", "uniform"))  # the router's start: the shared model, or equal weights
+    epochs: int = checked(check=at_least_one)  # passes over the fitting rows (the stopping rows pick the best)
+    batch_rows: int = checked(check=at_least_one)  # rows per dataset per step
+    lr: float = checked(check=within(0, 10, low_open=True))  # Adam's step size on the router
+    holdout: float = checked(check=within(0, 1, low_open=True, high_open=True))  # share of val rows for stopping
+    patience: int = checked(check=at_least_one)  # epochs without a better stopping score before the fit stops
+    seed: int = MISSING  # the stopping rows, the order, the router's init
+    prompt_length: int = checked(check=at_least_one)  # prompt tokens the router reads (left-truncated)
+    prompt_end: str = MISSING  # regex of a speaker marker; a text's prompt ends at its last match
+    name: str = MISSING  # the folder under paths.soups
 
 
 @dataclass
@@ -91,6 +117,7 @@ class MergeJobConfig:
     greedy: GreedyConfig = field(default_factory=GreedyConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     layerwise: LayerwiseConfig = field(default_factory=LayerwiseConfig)
+    routed: RoutedConfig = field(default_factory=RoutedConfig)
     # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
     train: Dict[str, Any] = field(default_factory=dict)
 

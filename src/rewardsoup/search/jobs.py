@@ -5,6 +5,7 @@
   sweeper's (`search.grid`); a request already in the ledger is not recomputed;
 - `greedy` / `uniform`: the model-soups baselines (`search.greedy`);
 - `proxy` / `layerwise`: searches of their own (`search.proxy`, `search.layerwise`);
+- `routed`: the sweep's pick plus the members' differences weighted per prompt (`search.routed`);
 - `pick`: best trial by val objective -> mergekit soup + test evaluation + plots (`rewardsoup.sweep.pick`).
 """
 
@@ -22,6 +23,7 @@ from rewardsoup.search.grid import multirun, run_grid_point
 from rewardsoup.search.layerwise import run_layerwise
 from rewardsoup.search.optuna import run_optuna_trial
 from rewardsoup.search.proxy import run_proxy
+from rewardsoup.search.routed import run_routed
 from rewardsoup.sweep.pick import pick_best
 from rewardsoup.sweep.record import record
 
@@ -41,4 +43,6 @@ def merge_job(cfg: DictConfig) -> Any:
         return run_proxy(cfg, record)
     if mode == "layerwise":
         return run_layerwise(cfg, record)
+    if mode == "routed":
+        return run_routed(cfg)
     return {"soup": merge_soup, "trial": run_trial, "greedy": run_greedy, "uniform": run_uniform}[mode](cfg)

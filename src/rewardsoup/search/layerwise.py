@@ -123,16 +123,21 @@ def _batch_ids(es: EvalSet, rows: np.ndarray) -> list[list[int]]:
     return [es.ids[i] for i in rows] + ([es.ids[i + es.n] for i in rows] if es.schema == "pairwise" else [])
 
 
+def sweep_pick(cfg: DictConfig, key: str) -> dict:
+    """The request of the sweep's pick (the pick rule over cfg.sweep.dir's ledger); `key` names the setting
+    that asked for it in the error when the sweep has no finished trial."""
+    rows = ledger.read(cfg.sweep.dir)[1] if (Path(str(cfg.sweep.dir)) / ledger.HEADER).exists() else []
+    if not ledger.complete(rows):
+        raise ConfigError(f"{key}=best: no finished trial in {cfg.sweep.dir}; run a sweep first or use {key}=equal")
+    return choose(rows, plain(cfg.sweep.objective), references.floors(cfg, cfg.sweep.dir)
+                  if str(cfg.sweep.objective.kind) == "floors" else None)[0]["request"]
+
+
 def _start(cfg: DictConfig, request: dict, names: list[str]) -> tuple[dict[str, float], float]:
     lw = cfg.layerwise
     weights, density = dict(request["weights"]), float(request["density"] if request["density"] is not None else 1)
     if str(lw.start) == "best":
-        rows = ledger.read(cfg.sweep.dir)[1] if (Path(str(cfg.sweep.dir)) / ledger.HEADER).exists() else []
-        if not ledger.complete(rows):
-            raise ConfigError(f"layerwise.start=best: no finished trial in {cfg.sweep.dir}; run a sweep first "
-                              "or use layerwise.start=equal")
-        best = choose(rows, plain(cfg.sweep.objective), references.floors(cfg, cfg.sweep.dir)
-                      if str(cfg.sweep.objective.kind) == "floors" else None)[0]["request"]
+        best = sweep_pick(cfg, "layerwise.start")
         if best["method"] != "ties" or set(best["members"]) != set(names):
             raise ConfigError(f"layerwise.start=best: the sweep's pick is {best['method']} over {sorted(best['members'])};"
                               f" layer-wise soups start from a TIES trial over {names}")

@@ -1,0 +1,103 @@
+"""search=routed: the sweep's pick as a shared model, each member's difference from it, and a prompt router.
+
+`run_routed` (merge.py `search=routed`, a single run after a sweep): the shared model is the sweep's pick
+(`routed.shared=best`) or the merge request (`equal`), merged in memory as a trial is; each member's
+difference is kept at `routed.rank` (`rewardsoup.routing.deltas`); the router (`routing.router`) is fitted on
+every dataset's val split with the members' own losses and stopped on a held-back part (`routing.fit`), in the
+scoring precision (`scoring.dtype`); the folder (`routing.folder`) lands under `paths.soups/<routed.name>`.
+Its manifest keeps the shared request, the rank and what it keeps of the differences, the fit's history and
+the stopping rows' accuracy at the start (the shared model alone) and at the kept epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from rewardsoup.core.errors import ConfigError
+from rewardsoup.core.plain import plain
+from rewardsoup.data import load_splits
+from rewardsoup.data.schema import pair_texts
+from rewardsoup.merging.soup import merge_request
+from rewardsoup.routing.deltas import kept_fraction, member_deltas
+from rewardsoup.routing.fit import RouteSet, fit_router
+from rewardsoup.routing.folder import save_routed
+from rewardsoup.routing.model import RoutedModel, routable_matrices
+from rewardsoup.routing.prompts import shared_prompt
+from rewardsoup.routing.router import PromptRouter, prompt_features
+from rewardsoup.scoring import config as scoring
+from rewardsoup.scoring.evalsets import load_evalset
+from rewardsoup.scoring.rewards import tokenize
+from rewardsoup.search.layerwise import sweep_pick
+from rewardsoup.sweep.resident import resident
+
+
+def _route_sets(cfg: DictConfig, tokenizer, embedding: torch.Tensor, base: str) -> list[RouteSet]:
+    """Every dataset's val rows: the texts as the scoring path tokenizes them, and their prompts' features."""
+    rc, out = cfg.routed, []
+    for name in cfg.datasets:
+        es = load_evalset(name, cfg.datasets[name], "val", base, int(cfg.trial.max_length), cfg.paths.cache,
+                          scoring.truncation(cfg))
+        rows = load_splits(cfg.datasets[name], tokenizer).val
+        if es.schema == "pairwise":
+            prompts = [shared_prompt(list(pair_texts(r)), str(rc.prompt_end)) for r in rows]
+        elif es.schema == "binary":
+            prompts = [shared_prompt([r["text"]], str(rc.prompt_end)) for r in rows]
+        else:
+            raise ConfigError(f"search=routed fits on pairwise and binary val sets; {name} is {es.schema}")
+        if len(prompts) != es.n:
+            raise ConfigError(f"{name}: {len(prompts)} val rows but {es.n} tokenized ones (a stale evalset cache?)")
+        ids = tokenize(tokenizer, prompts, int(rc.prompt_length)).ids
+        out.append(RouteSet(name, es.schema, es.ids, es.labels, prompt_features(embedding, ids)))
+    return out
+
+
+def _shared(cfg: DictConfig) -> tuple[dict, Any, dict]:
+    """(the shared request, a private copy of the model merged as it asks, the members' state dicts)."""
+    request = sweep_pick(cfg, "routed.shared") if str(cfg.routed.shared) == "best" else merge_request(cfg)
+    prepared, model = resident(request["base"], request["members"])
+    prepared.apply(model, request, bool(cfg.trial.trim_ranks))
+    names = sorted(request["members"])
+    return request, copy.deepcopy(model).eval(), {n: prepared.member_sds[n] for n in names}
+
+
+def run_routed(cfg: DictConfig) -> dict[str, Any]:
+    """Build, fit and save the routed soup; returns its manifest."""
+    from transformers import AutoTokenizer
+
+    rc, start = cfg.routed, time.perf_counter()
+    request, model, member_sds = _shared(cfg)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    deltas = member_deltas(params, {n: {k: sd[k] for k in params} for n, sd in member_sds.items()}, rc.rank,
+                           routable_matrices(model))
+    routed = RoutedModel(model, deltas, list(member_sds))
+    tokenizer = AutoTokenizer.from_pretrained(request["base"])
+    sets = _route_sets(cfg, tokenizer, model.get_input_embeddings().weight.detach(), request["base"])
+    torch.manual_seed(int(rc.seed))
+    router = PromptRouter(model.config.hidden_size, len(member_sds), int(rc.hidden), str(rc.init))
+    fit = fit_router(routed, router, sets, model.config.pad_token_id, epochs=int(rc.epochs), lr=float(rc.lr),
+                     batch_rows=int(rc.batch_rows), stop_share=float(rc.holdout), patience=int(rc.patience),
+                     seed=int(rc.seed), precision=lambda: scoring.autocast(cfg))
+    held = sum(d.numel for ds in deltas.values() for d in ds)
+    manifest = {"kind": "routed", "members": routed.members, "shared": request, "rank": str(rc.rank),
+                "kept_fraction": kept_fraction(deltas),
+                "delta_params": held, "router": {"dim": model.config.hidden_size, "hidden": int(rc.hidden),
+                                                 "init": str(rc.init)},
+                "prompt_end": str(rc.prompt_end), "prompt_length": int(rc.prompt_length), "fit": fit,
+                "settings": plain(rc), "wall_s": None}
+    folder = Path(str(cfg.paths.soups)) / str(rc.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        manifest["wall_s"] = round(time.perf_counter() - start, 1)
+        save_routed(folder, routed, router, tmp, manifest, overwrite=True)
+    print(f"[rewardsoup] routed soup -> {folder}: rank {rc.rank} keeps {manifest['kept_fraction']:.3f} of the "
+          f"differences ({held / 1e6:.1f}M numbers), kept epoch {fit['best_epoch']}, stopping accuracy "
+          f"{fit['history'][0]['stop']} -> {fit['best_stop']} in {manifest['wall_s']}s", flush=True)
+    return manifest
