@@ -49,8 +49,9 @@ class LayerwiseConfig:
 
 
 def _rank(value: Any) -> str | None:
-    """routed.rank: 'full' or a positive integer."""
-    if str(value).lower() == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    """routed.rank: 'full' or a positive integer (a string field: YAML's 16 arrives as '16')."""
+    text = str(value).strip()
+    if text.lower() == "full" or (text.isdigit() and int(text) >= 1):
         return None
     return "expected 'full' or a positive integer"
 
@@ -60,7 +61,7 @@ class RoutedConfig:
     """The routed soup (search=routed): the shared model, how the members' differences are kept, the router."""
 
     shared: str = checked(check=one_of(*STARTS))  # the shared model: the sweep's pick, or merge.weights/density
-    rank: Any = checked(check=_rank)  # truncated-SVD rank of each member's difference per matrix, or 'full'
+    rank: str = checked(check=_rank)  # truncated-SVD rank of each member's difference per matrix, or 'full'
     hidden: int = checked(check=not_negative)  # the router's hidden layer width (0: linear)
     init: str = checked(check=one_of("shared", "uniform"))  # the router's start: the shared model, or equal weights
     epochs: int = checked(check=at_least_one)  # passes over the fitting rows (the stopping rows pick the best)
