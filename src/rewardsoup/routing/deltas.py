@@ -37,9 +37,6 @@ class Delta:
     def numel(self) -> int:
         return sum(t.numel() for t in (self.full, self.a, self.b) if t is not None)
 
-    def dense(self) -> torch.Tensor:
-        return self.full if self.full is not None else self.b @ self.a
-
 
 def check_shapes(shared: Mapping[str, torch.Tensor], members: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
     """Every member holds exactly the shared model's tensors with its shapes; the error names both."""
