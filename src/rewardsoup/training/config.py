@@ -19,6 +19,7 @@ from rewardsoup.models.config import ModelConfig
 # train.scheduler -> transformers' lr_scheduler_type; each starts with the linear warmup of train.warmup_ratio
 SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 HEAD_INITS = ("base", "zero")  # base: the base's seeded random head; zero: the member starts from a zero head
+VALIDATES = ("end", "epochs")  # end: val once, on the final weights; epochs: after every epoch too (W&B val curve)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on GPUs that support it, else fp32
 
 
@@ -62,6 +63,7 @@ class TrainConfig:
     precision: str = checked(check=one_of(*PRECISIONS))
     resume: bool = MISSING
     save_steps: int = checked(check=at_least_one)
+    validate: str = checked(check=one_of(*VALIDATES))  # when the val split is scored during training
     logging_steps: int = checked(check=at_least_one)
     member_name: str = checked(check=folder_name)  # the member's folder under paths.members ('' = paths.members)
     output_dir: str = checked(check=folder_path)  # written by an atomic rename that replaces what is there

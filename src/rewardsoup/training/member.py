@@ -54,7 +54,7 @@ from rewardsoup.models.cards import write_member_card
 from rewardsoup.data.preflight import needs_tokenizer
 from rewardsoup.core.errors import ConfigError, RewardSoupError
 from rewardsoup.core.plain import plain
-from rewardsoup.scoring.metrics import evalset_from_split, validation_metrics
+from rewardsoup.scoring.metrics import evalset_from_split, score_evalsets, validation_metrics
 from rewardsoup.training.config import SCHEDULERS
 from rewardsoup.training.objectives import head_parameter_names
 from rewardsoup.training.preflight import member_data
@@ -135,11 +135,11 @@ def _trainer_args(t: DictConfig, work_dir: Path, tracked: bool, name: str) -> di
     )
 
 
-def _callbacks(evaluate, tracker):
+def _callbacks(evaluate, tracker, every_epoch: bool):
     from transformers import TrainerCallback
 
     class Validate(TrainerCallback):
-        """Validation accuracy after every epoch, and a stop on a non-finite loss."""
+        """Validation accuracy after every epoch (train.validate=epochs), and a stop on a non-finite loss."""
 
         def __init__(self):
             self.history: list[dict] = []
@@ -151,6 +151,8 @@ def _callbacks(evaluate, tracker):
                                     f"lower train.lr or check the data")
 
         def on_epoch_end(self, args, state, control, model=None, **kw):
+            if not every_epoch:  # train.validate=end: once, on the final weights (_final_metrics)
+                return
             metrics = evaluate(model)
             self.history.append({"epoch": round(state.epoch or 0, 3), "step": state.global_step, **metrics})
             tracker.log({**{f"val/{k}": v for k, v in metrics.items()}, "train/epoch": state.epoch})
@@ -210,8 +212,10 @@ def _validator(splits, tokenizer, t: DictConfig):
     dtype = "bf16" if _precision(str(t.precision))["bf16"] else "fp32"  # forwards at training's own precision
 
     def evaluate(model) -> dict:
-        with precision.autocast(dtype):
-            per = {es.name: validation_metrics(model, es, tokenizer.pad_token_id, int(t.eval_batch_size)) for es in sets}
+        pad, batch = tokenizer.pad_token_id, int(t.eval_batch_size)
+        with precision.autocast(dtype):  # one pass over every part: a text two parts share is scored once
+            scored = score_evalsets(model, sets, pad, batch)
+        per = {es.name: validation_metrics(model, es, pad, batch, scored=s) for es, s in zip(sets, scored)}
         if not splits.parts:
             return per[splits.name]
         flat = {f"{name}/{k}": v for name, m in per.items() for k, v in m.items()}
@@ -270,12 +274,15 @@ def _metadata(cfg: DictConfig, base_dir: Path, splits, counts: dict, trainer, re
     }
 
 
-def _final_metrics(history: list, trainer, evaluate) -> dict:
-    """The last epoch-end validation when it saw the final weights, else one more pass (every rank)."""
+def _final_metrics(history: list, trainer, evaluate, tracker) -> dict:
+    """The last epoch-end validation when it saw the final weights, else one more pass (every rank), logged
+    as the run's last val point."""
     last = history[-1] if history else {}
     if last.get("step") == trainer.state.global_step:
         return {k: v for k, v in last.items() if k not in ("epoch", "step")}
-    return evaluate(trainer.model)
+    metrics = evaluate(trainer.model)
+    tracker.log({**{f"val/{k}": v for k, v in metrics.items()}, "train/epoch": trainer.state.epoch})
+    return metrics
 
 
 def _write_member(final: Path, trainer, tokenizer, meta: dict) -> None:
@@ -313,13 +320,13 @@ def train_member(cfg: DictConfig) -> float | None:
     evaluate = _validator(splits, tokenizer, t)
     name, final = str(t.member_name), Path(t.output_dir)
     with _tracking(cfg, name, state.is_main_process) as tracker:
-        validate = _callbacks(evaluate, tracker)
+        validate = _callbacks(evaluate, tracker, str(t.validate) == "epochs")
         args = _trainer_args(t, work_dir, tracker.enabled, name)
         trainer = objective.trainer(model, tokenizer, train_ds, args, cfg.objective, [validate], head_lr=head_lr(t))
         start = time.monotonic()
         result = _train(trainer, resume_from, work_dir)
         wall = time.monotonic() - start
-        metrics = _final_metrics(validate.history, trainer, evaluate)
+        metrics = _final_metrics(validate.history, trainer, evaluate, tracker)
         trainer.accelerator.wait_for_everyone()  # no rank still writes its rng state into a checkpoint
         if trainer.is_world_process_zero():
             tracker.summary({f"val/{k}": v for k, v in metrics.items()})
