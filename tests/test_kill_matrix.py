@@ -2,12 +2,13 @@
 command, and compared with an uninterrupted run of that command.
 
 Stages (tiny models): train.py (a member), merge.py -m (an Optuna sweep), merge.py mode=pick (export and test of
-the sweep's best trial), evaluate.py, sample.py (best-of-N). A stage's reference runs uninterrupted in the same
-outputs folder as its killed runs (then moved aside), so the paths written into files are the same and files
-compare byte for byte. After every kill, before the rerun: nothing under a final name is partial, and what the
-pipeline would take as done (`rewardsoup.pipeline.run`'s skip checks) is complete. Kill points (tests/killpoint.py)
-are exact (before/after a final rename, the N-th call of a function) or random (seeded delays after a marker);
-the commands run as processes of a fork server that imported torch & co once (~10 s saved per command).
+the sweep's best trial), merge.py search=routed (a routed soup fitted on val), evaluate.py, sample.py (best-of-N).
+A stage's reference runs uninterrupted in the same outputs folder as its killed runs (then moved aside), so the
+paths written into files are the same and files compare byte for byte. After every kill, before the rerun: nothing
+under a final name is partial, and what the pipeline would take as done (`rewardsoup.pipeline.run`'s skip checks)
+is complete. Kill points (tests/killpoint.py) are exact (before/after a final rename, the N-th call of a function)
+or random (seeded delays after a marker); the commands run as processes of a fork server that imported torch & co
+once (~10 s saved per command).
 `make test` runs one representative kill per stage; the whole matrix is slow-marked (`make test-slow`).
 """
 
@@ -305,6 +306,58 @@ def test_pick_killed_then_rerun_exports_and_tests_the_same_soup(pick_stage, kill
         same_files(ref / folder, run.root / folder)
     for name in ("pick.json", ledger.LEDGER):
         assert (ref / "sweeps" / SWEEP / name).read_bytes() == (run.root / "sweeps" / SWEEP / name).read_bytes()
+
+
+# --- merge.py search=routed: the sweep's pick, the members' differences, a router fitted on val ----------------
+
+ROUTED = f"routed-{SWEEP}"
+ROUTED_FILES = {"routed_soup.json", "shared", "deltas.safetensors", "router.safetensors"}
+VOLATILE_MANIFEST = ("wall_s", "fit_s")  # how long the build and the fit took
+
+
+@pytest.fixture(scope="module")
+def routed_stage(launcher, tmp_path_factory, merge_args, sweep_stage):
+    finished = sweep_stage[1] / "sweeps" / SWEEP
+
+    def prepare(root: Path) -> None:
+        shutil.copytree(finished, root / "sweeps" / SWEEP)
+
+    args = [a for a in merge_args if a != "search=optuna"]
+    run = Runner(launcher, tmp_path_factory.mktemp("routed"), ["merge.py", "search=routed", *args, "routed.rank=2",
+                                                              "routed.epochs=2", "routed.batch_rows=4"])
+    run.root.mkdir(parents=True)
+    prepare(run.root)
+    return run, run.reference(), prepare
+
+
+def manifest(folder: Path) -> dict:
+    data = json.loads((folder / "routed_soup.json").read_text())
+    for key in VOLATILE_MANIFEST:
+        data.pop(key, None)
+        data["fit"].pop(key, None)
+    return data
+
+
+def routed_complete_or_absent(root: Path) -> None:
+    folder = root / "soups" / ROUTED
+    if folder.exists():  # one atomic rename: all of it or nothing
+        assert {p.name for p in folder.iterdir()} == ROUTED_FILES
+        assert load_file(folder / "deltas.safetensors") and manifest(folder)["kind"] == "routed"
+
+
+ROUTED_KILLS = [
+    pytest.param([call("rewardsoup.routing.fit:accuracy", "after", 2)], id="mid-fit"),
+    pytest.param([before(f"/soups/{ROUTED}$")], id="before-folder-rename", marks=slow),
+    pytest.param([after(f"/soups/{ROUTED}$")], id="after-folder-rename", marks=slow),
+]
+
+
+@pytest.mark.parametrize("kills", ROUTED_KILLS)
+def test_routed_killed_then_rerun_fits_the_same_router(routed_stage, kills):
+    run, ref, prepare = routed_stage
+    run.kill_then_rerun(kills, routed_complete_or_absent, prepare)
+    same_files(ref / "soups" / ROUTED, run.root / "soups" / ROUTED, skip=("routed_soup.json",))
+    assert manifest(ref / "soups" / ROUTED) == manifest(run.root / "soups" / ROUTED)
 
 
 # --- evaluate.py: members scored on the test splits --------------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForSequenceClassification
 
 from rewardsoup.core.errors import ConfigError, ModelError
 from rewardsoup.merging.in_memory import merge_in_memory
 from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
+from rewardsoup.models.assets import tiny_model_dir
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import kept_fraction, member_deltas
 from rewardsoup.routing.model import build_routed, routable_matrices
@@ -256,3 +258,24 @@ def test_search_routed_fits_saves_and_reloads_a_routed_soup(compose_cfg, merge_o
     scores = RoutedScorer(routed, router, tok, manifest["prompt_end"]).score_texts(texts, 64)
     assert np.isfinite(scores).all() and scores[0] != scores[1]
     assert plain_model.config.num_labels == 1
+
+
+def test_search_routed_refuses_a_bad_rank_or_mismatched_member_before_any_work(compose_cfg, merge_overrides, out_root,
+                                                                               tiny_members, monkeypatch):
+    """From config.json and safetensors headers alone: no merge, no fit, nothing under paths.soups."""
+    from rewardsoup.core.config import validate
+    from rewardsoup.search import jobs, routed as routed_search
+
+    def no_work(*a, **k):
+        raise AssertionError("the members were loaded before the checks")
+
+    monkeypatch.setattr(routed_search, "resident", no_work)
+    base = merge_overrides + ["search=routed", "routed.shared=equal", "trial.max_length=64", "logger=none"]
+    with pytest.raises(ConfigError, match=r"routed\.rank=100000 exceeds what tensor '.*' allows"):
+        jobs.merge_job(validate(compose_cfg("merge", base + ["routed.rank=100000"])))
+    other = tiny_model_dir("gpt2", {"n_embd": 48})  # another width: no routed soup can add its differences
+    folder = out_root.parent / "wider-member"
+    AutoModelForSequenceClassification.from_pretrained(str(other), num_labels=1).save_pretrained(str(folder))
+    with pytest.raises(ModelError, match=r"member 'pairs': tensor '.*' has shape"):
+        jobs.merge_job(validate(compose_cfg("merge", base + ["routed.rank=2", f"members.pairs={folder}"])))
+    assert not (out_root / "soups").exists()

@@ -13,7 +13,7 @@ what a matrix allows is a ConfigError naming the matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 import torch
 
@@ -65,6 +65,20 @@ def parse_rank(rank) -> int | None:
     return r
 
 
+def check_rank(rank, shapes: Mapping[str, Sequence[int]], matrices: Iterable[str] | None = None) -> int | None:
+    """`parse_rank`, and a rank every matrix allows (`matrices`: the names a rank applies to; None: every 2-D
+    tensor but the head, as the safetensors headers show them, so it runs before any weight is read)."""
+    r = parse_rank(rank)
+    if r is None:
+        return None
+    names = set(matrices) if matrices is not None else {k for k, shape in shapes.items() if len(shape) == 2}
+    for key in sorted(names - {HEAD}):
+        if r > min(shapes[key]):
+            raise ConfigError(f"routed.rank={r} exceeds what tensor {key!r} allows (shape {list(shapes[key])}: "
+                              f"at most {min(shapes[key])})")
+    return r
+
+
 def _exact(delta: torch.Tensor) -> Delta:
     n2 = float(delta.double().pow(2).sum())
     return Delta(full=delta, norm2=n2, kept2=n2)
@@ -81,12 +95,7 @@ def member_deltas(shared: Mapping[str, torch.Tensor], members: Mapping[str, Mapp
     """{tensor name: [member k's Delta, in `members` order]}; `matrices` names the tensors a rank applies to
     (the 2-D weights of Linear / Conv1D / Embedding modules, as `(out, in)`-oriented by the caller)."""
     check_shapes(shared, members)
-    r = parse_rank(rank)
-    if r is not None:
-        for key in sorted(matrices - {HEAD}):
-            if r > min(shared[key].shape):
-                raise ConfigError(f"routed.rank={r} exceeds what tensor {key!r} allows (shape "
-                                  f"{list(shared[key].shape)}: at most {min(shared[key].shape)})")
+    r = check_rank(rank, {k: tuple(t.shape) for k, t in shared.items()}, matrices)
     out: dict[str, list[Delta]] = {}
     for key, base in shared.items():
         diffs = [sd[key].float() - base.float() for sd in members.values()]

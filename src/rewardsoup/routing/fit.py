@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -87,6 +88,7 @@ def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int
                precision: Callable = None, say: Callable = print) -> dict:
     """Fit `router` in place (the best epoch's weights end in it); returns the history and the split sizes."""
     torch.manual_seed(seed)
+    start = time.perf_counter()
     parts = split_rows(sets, stop_share, seed)
     router.standardise_on(torch.cat([rs.feats[parts[rs.name][0]] for rs in sets]))
     opt = torch.optim.Adam(router.parameters(), lr=lr)
@@ -127,6 +129,7 @@ def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int
                 break
     router.load_state_dict(best_state)
     return {"history": history, "best_epoch": best_epoch, "best_stop": best,
+            "fit_s": round(time.perf_counter() - start, 1),
             "rows": {name: {"fit": len(f), "stop": len(s)} for name, (f, s) in parts.items()}}
 
 

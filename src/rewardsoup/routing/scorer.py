@@ -48,13 +48,20 @@ class RoutedScorer:
         if not len(texts):
             return np.empty(0)
         ids = tokenize(self.tokenizer, texts, max_length).ids
-        gate = self.gates(texts, groups)
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out = np.empty(len(ids), dtype=np.float64)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                batch = pad_batch([ids[i] for i in idx], self.tokenizer.pad_token_id)
-                logits = self.routed(batch["input_ids"], batch["attention_mask"], gate=gate[idx])
-                out[idx] = logits.logits.float()[:, 0].numpy()
-        return out
+        return score_routed_ids(self.routed, ids, self.gates(texts, groups), self.tokenizer.pad_token_id,
+                                batch_size)
+
+
+def score_routed_ids(routed, ids: Sequence[Sequence[int]], gate: torch.Tensor, pad_id: int,
+                     batch_size: int = 32) -> np.ndarray:
+    """One fp32 logit per token sequence under its own gate row (`gate`: (len(ids), members)), batched as the
+    scoring path batches (sorted by length)."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = np.empty(len(ids), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = pad_batch([ids[i] for i in idx], pad_id)
+            logits = routed(batch["input_ids"], batch["attention_mask"], gate=gate[idx])
+            out[idx] = logits.logits.float()[:, 0].numpy()
+    return out

@@ -24,8 +24,9 @@ from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
 from rewardsoup.data import load_splits
 from rewardsoup.data.schema import pair_texts
+from rewardsoup.merging.checks import check_checkpoints, tensor_shapes
 from rewardsoup.merging.soup import merge_request
-from rewardsoup.routing.deltas import kept_fraction, member_deltas
+from rewardsoup.routing.deltas import check_rank, kept_fraction, member_deltas
 from rewardsoup.routing.fit import RouteSet, fit_router
 from rewardsoup.routing.folder import save_routed
 from rewardsoup.routing.model import RoutedModel, routable_matrices
@@ -38,33 +39,45 @@ from rewardsoup.search.layerwise import sweep_pick
 from rewardsoup.sweep.resident import resident
 
 
-def _route_sets(cfg: DictConfig, tokenizer, embedding: torch.Tensor, base: str) -> list[RouteSet]:
-    """Every dataset's val rows: the texts as the scoring path tokenizes them, and their prompts' features."""
+def route_sets(cfg: DictConfig, tokenizer, embedding: torch.Tensor, base: str,
+               split: str = "val") -> list[RouteSet]:
+    """Every dataset's `split` rows: the texts as the scoring path tokenizes them, and their prompts' features."""
     rc, out = cfg.routed, []
     for name in cfg.datasets:
-        es = load_evalset(name, cfg.datasets[name], "val", base, int(cfg.trial.max_length), cfg.paths.cache,
+        es = load_evalset(name, cfg.datasets[name], split, base, int(cfg.trial.max_length), cfg.paths.cache,
                           scoring.truncation(cfg))
-        rows = load_splits(cfg.datasets[name], tokenizer).val
+        rows = getattr(load_splits(cfg.datasets[name], tokenizer), split)
         if es.schema == "pairwise":
             prompts = [shared_prompt(list(pair_texts(r)), str(rc.prompt_end)) for r in rows]
         elif es.schema == "binary":
             prompts = [shared_prompt([r["text"]], str(rc.prompt_end)) for r in rows]
         else:
-            raise ConfigError(f"search=routed fits on pairwise and binary val sets; {name} is {es.schema}")
+            raise ConfigError(f"search=routed routes pairwise and binary sets; {name} is {es.schema}")
         if len(prompts) != es.n:
-            raise ConfigError(f"{name}: {len(prompts)} val rows but {es.n} tokenized ones (a stale evalset cache?)")
+            raise ConfigError(f"{name}: {len(prompts)} {split} rows but {es.n} tokenized ones "
+                              f"(a stale evalset cache?)")
         ids = tokenize(tokenizer, prompts, int(rc.prompt_length)).ids
         out.append(RouteSet(name, es.schema, es.ids, es.labels, prompt_features(embedding, ids)))
     return out
 
 
-def _shared(cfg: DictConfig) -> tuple[dict, Any, dict]:
-    """(the shared request, a private copy of the model merged as it asks, the members' state dicts)."""
+def preflight(cfg: DictConfig) -> dict:
+    """The shared request, checked before any merge or fit from config.json and safetensors headers alone: the
+    base and every member hold the same tensors and shapes, and `routed.rank` fits every matrix."""
     request = sweep_pick(cfg, "routed.shared") if str(cfg.routed.shared) == "best" else merge_request(cfg)
+    check_checkpoints(request.get("base"), request["members"])
+    base = request.get("base")
+    path, who = (base, "base") if base else next((p, f"member {n!r}") for n, p in request["members"].items())
+    check_rank(cfg.routed.rank, tensor_shapes(path, who))
+    return request
+
+
+def _shared(request: dict, cfg: DictConfig) -> tuple[Any, dict]:
+    """(a private copy of the model merged as `request` asks, the members' state dicts)."""
     prepared, model = resident(request["base"], request["members"])
     prepared.apply(model, request, bool(cfg.trial.trim_ranks))
     names = sorted(request["members"])
-    return request, copy.deepcopy(model).eval(), {n: prepared.member_sds[n] for n in names}
+    return copy.deepcopy(model).eval(), {n: prepared.member_sds[n] for n in names}
 
 
 def run_routed(cfg: DictConfig) -> dict[str, Any]:
@@ -72,13 +85,14 @@ def run_routed(cfg: DictConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     rc, start = cfg.routed, time.perf_counter()
-    request, model, member_sds = _shared(cfg)
+    request = preflight(cfg)
+    model, member_sds = _shared(request, cfg)
     params = {k: v.detach() for k, v in model.named_parameters()}
     deltas = member_deltas(params, {n: {k: sd[k] for k in params} for n, sd in member_sds.items()}, rc.rank,
                            routable_matrices(model))
     routed = RoutedModel(model, deltas, list(member_sds))
     tokenizer = AutoTokenizer.from_pretrained(request["base"])
-    sets = _route_sets(cfg, tokenizer, model.get_input_embeddings().weight.detach(), request["base"])
+    sets = route_sets(cfg, tokenizer, model.get_input_embeddings().weight.detach(), request["base"])
     torch.manual_seed(int(rc.seed))
     router = PromptRouter(model.config.hidden_size, len(member_sds), int(rc.hidden), str(rc.init))
     fit = fit_router(routed, router, sets, model.config.pad_token_id, epochs=int(rc.epochs), lr=float(rc.lr),
