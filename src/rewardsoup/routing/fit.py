@@ -1,18 +1,18 @@
 """Fitting the router on val with the members' own losses (issue #30 item 2); test rows never enter.
 
-Each set's val rows are cut once, by a seeded permutation, into fitting rows and stopping rows
-(`stop_share`). A step takes `batch_rows` fitting rows of EVERY set (a smaller set cycles), so each set
-weighs the same, and minimises the mean over sets of its own loss through the routed forward: Bradley-Terry
-on pairs (-log sigmoid(r_chosen - r_rejected), both texts under the row's one gate), binary cross-entropy on
-binary rows. Only the router learns; the shared model and the differences stay fixed. After each epoch the
-stopping rows' mean accuracy over sets decides: the best epoch's router is kept, and `patience` epochs
+Each set's val rows are cut once, by a seeded permutation, into fitting rows and stopping rows (`stop_share`). Each
+epoch cuts a set's fitting rows into chunks of `batch_rows` rows of similar length (little padding, as HF's
+length-grouped sampling), in a seeded random order; a step takes one chunk of EVERY set (a smaller set cycles), so
+each set weighs the same, and minimises the mean over sets of its own loss through the routed forward:
+Bradley-Terry on pairs (-log sigmoid(r_chosen - r_rejected), both texts under the row's one gate), binary
+cross-entropy on binary rows. Only the router learns; the shared model and the differences stay fixed. After each
+epoch the stopping rows' mean accuracy over sets decides: the best epoch's router is kept, and `patience` epochs
 without a gain stop the fit. Deterministic for a seed (the split, the order, the router's init).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -58,12 +58,35 @@ def loss_of(rs: RouteSet, r: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(r, torch.as_tensor(rs.labels[rows], dtype=torch.float32))
 
 
+def row_lengths(rs: RouteSet, rows: np.ndarray) -> np.ndarray:
+    """Tokens of each row's longest text: what a batch of these rows pads to."""
+    if rs.schema == "pairwise":
+        return np.array([max(len(rs.ids[i]), len(rs.ids[rs.n + i])) for i in rows], dtype=np.int64)
+    return np.array([len(rs.ids[i]) for i in rows], dtype=np.int64)
+
+
+MEGA = 16  # the fit's chunks are cut from groups of 16 chunks' rows, sorted by length within each (as HF's
+#           LengthGroupedSampler does): little padding, and chunks that differ from epoch to epoch
+
+
+def length_chunks(rs: RouteSet, rows: np.ndarray, size: int, rng: np.random.Generator | None = None) -> list:
+    """`rows` cut into chunks of `size` rows of similar length (little padding). With `rng` (the fit's batches):
+    the rows shuffled, sorted by length within groups of MEGA chunks, and the chunks in a random order; without
+    it (scoring), all rows sorted, shortest first."""
+    rows = np.asarray(rows)
+    groups = [rows] if rng is None else np.array_split(rng.permutation(rows), max(1, -(-len(rows) // (size * MEGA))))
+    chunks = []
+    for group in groups:
+        ordered = group[np.argsort(row_lengths(rs, group), kind="stable")]
+        chunks += [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    return [chunks[i] for i in rng.permutation(len(chunks))] if rng is not None else chunks
+
+
 def accuracy(routed, router, rs: RouteSet, rows: np.ndarray, pad_id: int, batch_rows: int) -> float:
     """Share of rows ranked right (pairs: chosen above rejected; binary: the reward's sign), ties half."""
     credit = []
     with torch.no_grad():
-        for start in range(0, len(rows), batch_rows):
-            part = rows[start:start + batch_rows]
+        for part in length_chunks(rs, rows, batch_rows):
             r = rewards(routed, router, rs, part, pad_id)
             if rs.schema == "pairwise":
                 d = r[:, 0] - r[:, 1]
@@ -103,16 +126,15 @@ def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int
     history, best_state, best_epoch, waited = [{"epoch": 0, "stop": best}], copy.deepcopy(router.state_dict()), 0, 0
     say(f"[routed] epoch 0 (the init): stop accuracy {_fmt(best)}")
     for epoch in range(1, epochs + 1):
-        orders = {rs.name: rng.permutation(parts[rs.name][0]) for rs in sets}
-        steps = max(math.ceil(len(o) / batch_rows) for o in orders.values())
+        chunks = {rs.name: length_chunks(rs, parts[rs.name][0], batch_rows, rng) for rs in sets}
+        steps = max(len(c) for c in chunks.values())
         total = 0.0
         for step in range(steps):
             opt.zero_grad()
             with ctx():
                 losses = []
                 for rs in sets:
-                    order = orders[rs.name]
-                    rows = np.take(order, range(step * batch_rows, (step + 1) * batch_rows), mode="wrap")
+                    rows = chunks[rs.name][step % len(chunks[rs.name])]  # a smaller set cycles
                     losses.append(loss_of(rs, rewards(routed, router, rs, rows, pad_id), rows))
                 loss = torch.stack(losses).mean()
             loss.backward()
