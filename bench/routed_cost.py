@@ -42,6 +42,7 @@ from rewardsoup.models.loading import load_reward_model  # noqa: E402
 from rewardsoup.pipeline.recipes import compose_cfg  # noqa: E402
 from rewardsoup.routing.folder import SHARED as SHARED_DIR, load_routed  # noqa: E402
 from rewardsoup.routing.scorer import score_routed_ids  # noqa: E402
+from rewardsoup.routing.sets import text_gates  # noqa: E402
 from rewardsoup.scoring.rewards import score_ids  # noqa: E402
 from rewardsoup.search.routed import route_sets  # noqa: E402
 
@@ -54,13 +55,6 @@ def best_of(fn, repeats: int) -> tuple[float, object]:
         out = fn()
         walls.append(time.perf_counter() - start)
     return min(walls), out
-
-
-def row_gates(router, rs) -> torch.Tensor:
-    """(texts, members): each text under its row's gate (a pair's two texts share it)."""
-    with torch.no_grad():
-        gate = router(rs.feats)
-    return torch.cat([gate, gate]) if rs.schema == "pairwise" else gate
 
 
 def extra_bytes(routed, router) -> int:
@@ -92,7 +86,7 @@ def measure(args) -> dict:
     with precision.autocast(dtype, "cpu"):
         for rs in sets:
             out["static"] += best_of(lambda: score_ids(shared, rs.ids, pad, args.batch), args.repeats)[0]
-            out["routed"] += best_of(lambda: score_routed_ids(routed, rs.ids, row_gates(router, rs), pad, args.batch),
+            out["routed"] += best_of(lambda: score_routed_ids(routed, rs.ids, text_gates(router, rs), pad, args.batch),
                                      args.repeats)[0]
             for model in members.values():
                 out["mixing"] += best_of(lambda: score_ids(model, rs.ids, pad, args.batch), args.repeats)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -279,3 +281,49 @@ def test_search_routed_refuses_a_bad_rank_or_mismatched_member_before_any_work(c
     with pytest.raises(ModelError, match=r"member 'pairs': tensor '.*' has shape"):
         jobs.merge_job(validate(compose_cfg("merge", base + ["routed.rank=2", f"members.pairs={folder}"])))
     assert not (out_root / "soups").exists()
+
+
+def test_evaluate_scores_a_routed_soup_beside_its_output_mixing_row_and_says_how_it_splits_each_set(
+        compose_cfg, merge_overrides, tiny_members, out_root):
+    """evaluate.py takes a routed folder by path: a `routed` row with the 2-point bar and paired verdicts against
+    the static soup, the ensemble and its own output-mixing row, whose rewards are the gates applied to the
+    shared model's and the members' own rewards; the router's split of each set in the notes."""
+    from transformers import AutoTokenizer
+
+    from rewardsoup.core.config import validate
+    from rewardsoup.evaluation.job import evaluate_models
+    from rewardsoup.merging.soup import merge_soup
+    from rewardsoup.routing.folder import SHARED, load_routed
+    from rewardsoup.routing.sets import route_set, text_gates
+    from rewardsoup.scoring.rewards import score_ids
+    from rewardsoup.search import jobs
+
+    cfg = validate(compose_cfg("merge", merge_overrides + [
+        "search=routed", "routed.shared=equal", "routed.rank=2", "routed.epochs=1", "routed.batch_rows=4",
+        "routed.init=uniform", "trial.max_length=64", "routed.prompt_length=32", "logger=none"]))
+    jobs.merge_job(cfg)
+    folder = out_root / "soups" / "routed-optuna-ties"
+    soup = merge_soup(compose_cfg("merge", merge_overrides + ["merge=ties"]))
+    models = [f"+models.{n}={p}" for n, p in tiny_members.items()] + [f"+models.ties={soup}", f"+models.rt={folder}"]
+    ecfg = compose_cfg("evaluate", merge_overrides[:3] + models + ["bootstrap=50", "max_length=64"])
+    out = evaluate_models(ecfg)
+    by_model = {r["model"]: r for r in out["rows"]}
+    assert by_model["rt"]["kind"] == "routed" and by_model["rt_outputs"]["kind"] == "baseline"
+    assert by_model["rt"]["demo_pairs_bar"].startswith(("holds", "fails", "cannot tell at n="))
+    against = {(v["model"], v["against"]) for v in out["verdicts"]}
+    assert {("rt", "ties"), ("rt", "logit_ensemble"), ("rt", "rt_outputs")} <= against
+    routed, router, manifest = load_routed(folder)
+    tok = AutoTokenizer.from_pretrained(str(folder / SHARED))
+    rs, es = route_set("demo_pairs", ecfg.datasets.demo_pairs, "test", tok, folder / SHARED, 64, ecfg.paths.cache,
+                       "independent", manifest["prompt_end"], manifest["prompt_length"],
+                       routed.model.get_input_embeddings().weight.detach())
+    g = text_gates(router, rs).numpy()
+    pad = routed.config.pad_token_id
+    own = {m: score_ids(load_reward_model(tiny_members[m]), es.ids, pad) for m in manifest["members"]}
+    want = (1 - g.sum(1)) * score_ids(routed.model, es.ids, pad) + sum(g[:, k] * own[m]
+                                                                       for k, m in enumerate(manifest["members"]))
+    got = (want[: es.n] > want[es.n:]).mean()  # the output-mixing row's accuracy, recomputed by hand
+    assert by_model["rt_outputs"]["demo_pairs"] == pytest.approx(got)
+    notes = json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())["notes"]
+    split = [n for n in notes if n.startswith("rt routes demo_pairs: shared ")]
+    assert split and all(name in split[0] for name in NAMES)

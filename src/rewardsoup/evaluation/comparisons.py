@@ -9,7 +9,8 @@ For each dataset:
   (the length heuristic): it has learnt something only where both paired intervals lie above 0.
 `verdicts` lists every comparison a user weighs, one row each with its verdict from the paired interval:
 members and the multi-task model against the references, each soup against the multi-task model and the
-logit ensemble, each average of runs (WARM) against every run and their ensemble.
+logit ensemble, each routed soup against every static soup, the multi-task model, the logit ensemble and its own
+output-mixing row, each average of runs (WARM) against every run and their ensemble.
 """
 
 from __future__ import annotations
@@ -42,8 +43,12 @@ def _questions(kinds: Mapping[str, str], averages: Mapping[str, list], own: Mapp
         out += [(m, ref, own.get(m) or datasets) for ref in refs]
     alternatives = sorted(m for m, k in kinds.items() if k == "multitask") + (
         ["logit_ensemble"] if "logit_ensemble" in kinds else [])
-    for soup in sorted(m for m, k in kinds.items() if k == "soup"):
+    soups = sorted(m for m, k in kinds.items() if k == "soup")
+    for soup in soups:
         out += [(soup, alt, datasets) for alt in alternatives]
+    for routed in sorted(m for m, k in kinds.items() if k == "routed"):  # against what a user would pick instead
+        outputs = [f"{routed}_outputs"] if f"{routed}_outputs" in kinds else []
+        out += [(routed, other, datasets) for other in [*soups, *alternatives, *outputs]]
     for row, runs in averages.items():
         out += [(row, other, datasets) for other in [*runs, f"{row}_ensemble"] if other in kinds]
     return out
@@ -77,7 +82,7 @@ def compare(scored: Mapping[str, Mapping[str, Scored]], results: Mapping[str, Ma
         best = best_member(results, kinds, ds)
         for model, by_ds in scored.items():
             fields: dict[str, Any] = {}
-            if kinds[model] in ("soup", "baseline", "multitask", "average") and best is not None:
+            if kinds[model] in ("soup", "routed", "baseline", "multitask", "average") and best is not None:
                 d = _diff(by_ds[ds], scored[best][ds], bootstrap, seed)
                 fields.update({"best_member": best, "vs_best_member": d["diff"], "vs_best_member_lo": d["lo"],
                                "vs_best_member_hi": d["hi"], "bar": stats.bar_verdict(d)})

@@ -33,10 +33,14 @@ from rewardsoup.core.tracking import start_run
 from rewardsoup.merging.in_memory import merge_in_memory
 from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
+from rewardsoup.evaluation.routed import OUTPUTS, routed_rows, share_notes
+from rewardsoup.routing.folder import SHARED as ROUTED_SHARED, is_routed
 
 
 def model_kind(path: Path) -> str:
-    """member, multitask (a member trained on a mix of sets), soup, or model (anything else)."""
+    """member, multitask (a member trained on a mix of sets), soup, routed (a routed soup), or model."""
+    if is_routed(path):
+        return "routed"
     if (path / MEMBER_META).exists():
         meta = json.loads((path / MEMBER_META).read_text())
         return "multitask" if (meta.get("data") or {}).get("adapter") == MIX else "member"
@@ -50,7 +54,7 @@ def discover_models(cfg: DictConfig) -> dict[str, tuple[str, Path]]:
         for name, path in cfg.models.items():
             path = Path(str(path))
             try:
-                check_reward_model(path)
+                check_reward_model(path / ROUTED_SHARED if is_routed(path) else path)
             except ModelError as exc:
                 raise ModelError(f"models.{name}: {exc}") from exc
             found[str(name)] = (model_kind(path), path)
@@ -93,7 +97,8 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     boot, share, cut = int(cfg.bootstrap), scoring.share_prefix(cfg), scoring.truncation(cfg)
     datasets = list(cfg.datasets.keys())
     kinds = {name: kind for name, (kind, _) in models.items()}
-    tokenizer_dir = next(iter(models.values()))[1]
+    first = next(iter(models.values()))[1]
+    tokenizer_dir = first / ROUTED_SHARED if is_routed(first) else first
     evalsets = [load_evalset(ds, cfg.datasets[ds], split, tokenizer_dir, max_length, cfg.paths.cache, cut)
                 for ds in datasets]
     scored: dict[str, dict[str, Scored]] = {}
@@ -114,7 +119,16 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"runs: '{name}' is not among the models {sorted(kinds)}")
         kinds[name] = "run"  # a run outside the soup: not a specialist, not in the ensemble or uniform soup
     for name, (kind, path) in models.items():
-        run(name, load_reward_model(path))
+        if kind != "routed":
+            run(name, load_reward_model(path))
+    notes: list[str] = []
+    for name, (kind, path) in models.items():  # after the members: the output-mixing row reuses their rewards
+        if kind == "routed":
+            scored[name], scored[name + OUTPUTS], shares = routed_rows(cfg, name, path, evalsets, scored)
+            kinds[name + OUTPUTS] = "baseline"
+            notes += share_notes(name, shares)
+            print(f"[rewardsoup] scored {name} (routed) and {name + OUTPUTS} (its router on the members' outputs)",
+                  flush=True)
     members = {n: p for n, (k, p) in models.items() if kinds[n] == "member"}
     base_dir = Path(cfg.model.base_dir)
     averages = {str(k): [str(x) for x in v] for k, v in (cfg.get("averages") or {}).items()}
@@ -135,10 +149,10 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     if references.get("base", True) and base_dir.exists() and "base" not in kinds:
         kinds["base"] = "reference"
         run("base", load_reward_model(base_dir))
-    notes: list[str] = []
     if references.get("length", True) and "length" not in kinds:
         kinds["length"] = "reference"
-        scored["length"], notes = _reference_length(cfg, datasets, evalsets, tokenizer_dir, max_length)
+        scored["length"], length_notes = _reference_length(cfg, datasets, evalsets, tokenizer_dir, max_length)
+        notes = length_notes + notes
     return _report(cfg, split, datasets, models, scored, kinds, bon_results, notes, averages)
 
 

@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping
 from rewardsoup.scoring import stats
 from rewardsoup.core.atomic import atomic_dir
 
-KIND_ORDER = {"member": 0, "soup": 1, "multitask": 2, "baseline": 3, "average": 4, "run": 5, "reference": 6, "model": 7}
+KIND_ORDER = {"member": 0, "soup": 1, "routed": 2, "multitask": 3, "baseline": 4, "average": 5, "run": 6, "reference": 7,
+              "model": 8}
 _OWN = {"accuracy": "", "accuracy_lo": "_lo", "accuracy_hi": "_hi"}  # accuracy is the dataset's own column
 WIDE = 0.05  # a 95% half-width above 5 points cannot resolve the recipe's 2-point differences
 

@@ -20,45 +20,27 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
-from rewardsoup.data import load_splits
-from rewardsoup.data.schema import pair_texts
 from rewardsoup.merging.checks import check_checkpoints, tensor_shapes
 from rewardsoup.merging.soup import merge_request
 from rewardsoup.routing.deltas import check_rank, kept_fraction, member_deltas
 from rewardsoup.routing.fit import RouteSet, fit_router
 from rewardsoup.routing.folder import save_routed
 from rewardsoup.routing.model import RoutedModel, routable_matrices
-from rewardsoup.routing.prompts import shared_prompt
-from rewardsoup.routing.router import PromptRouter, prompt_features
+from rewardsoup.routing.router import PromptRouter
+from rewardsoup.routing.sets import route_set
 from rewardsoup.scoring import config as scoring
-from rewardsoup.scoring.evalsets import load_evalset
-from rewardsoup.scoring.rewards import tokenize
 from rewardsoup.search.layerwise import sweep_pick
 from rewardsoup.sweep.resident import resident
 
 
 def route_sets(cfg: DictConfig, tokenizer, embedding: torch.Tensor, base: str,
                split: str = "val") -> list[RouteSet]:
-    """Every dataset's `split` rows: the texts as the scoring path tokenizes them, and their prompts' features."""
-    rc, out = cfg.routed, []
-    for name in cfg.datasets:
-        es = load_evalset(name, cfg.datasets[name], split, base, int(cfg.trial.max_length), cfg.paths.cache,
-                          scoring.truncation(cfg))
-        rows = getattr(load_splits(cfg.datasets[name], tokenizer), split)
-        if es.schema == "pairwise":
-            prompts = [shared_prompt(list(pair_texts(r)), str(rc.prompt_end)) for r in rows]
-        elif es.schema == "binary":
-            prompts = [shared_prompt([r["text"]], str(rc.prompt_end)) for r in rows]
-        else:
-            raise ConfigError(f"search=routed routes pairwise and binary sets; {name} is {es.schema}")
-        if len(prompts) != es.n:
-            raise ConfigError(f"{name}: {len(prompts)} {split} rows but {es.n} tokenized ones "
-                              f"(a stale evalset cache?)")
-        ids = tokenize(tokenizer, prompts, int(rc.prompt_length)).ids
-        out.append(RouteSet(name, es.schema, es.ids, es.labels, prompt_features(embedding, ids)))
-    return out
+    """Every dataset's `split` rows as the router reads them (`routing.sets`)."""
+    rc = cfg.routed
+    return [route_set(name, cfg.datasets[name], split, tokenizer, base, int(cfg.trial.max_length), cfg.paths.cache,
+                      scoring.truncation(cfg), str(rc.prompt_end), int(rc.prompt_length), embedding)[0]
+            for name in cfg.datasets]
 
 
 def preflight(cfg: DictConfig) -> dict:

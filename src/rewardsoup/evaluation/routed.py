@@ -1,0 +1,82 @@
+"""A routed soup's rows in evaluate.py's table (issue #30 item 4): its own scores, the reference that routes the
+members' *outputs* with the same router, and how the router splits each set between the members.
+
+- `<name>` (kind `routed`): one forward per text, the shared model plus the members' differences weighted by
+  the gate of the text's prompt (`routing.scorer.score_routed_ids`), in the job's scoring precision;
+- `<name>_outputs` (kind `baseline`): the same gates applied to rewards instead of weights,
+  `(1 - sum_k g_k) r_shared + sum_k g_k r_k`, with r_shared the shared model's and r_k member k's own reward
+  (K + 1 forwards a text; the members' scores are reused when the table has them). The difference between the
+  two rows is what applying the gates inside the network (and compressing the differences) does; the
+  difference between the outputs row and the static soup is what the router's choices are worth;
+- shares: per set, the mean gate of each member and of the shared model over the set's rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from omegaconf import DictConfig
+
+from rewardsoup.core.errors import ModelError
+from rewardsoup.models.loading import load_reward_model
+from rewardsoup.routing.folder import SHARED, load_routed
+from rewardsoup.routing.scorer import score_routed_ids
+from rewardsoup.routing.sets import route_set, text_gates
+from rewardsoup.scoring import config as scoring
+from rewardsoup.scoring.metrics import EvalSet, Scored
+from rewardsoup.scoring.rewards import score_ids
+
+OUTPUTS = "_outputs"  # the output-mixing reference row: <routed name>_outputs
+
+
+def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet],
+                scored: Mapping[str, Mapping[str, Scored]]) -> tuple[dict, dict, dict]:
+    """({dataset: Scored} of the routed soup, of its output-mixing reference, {dataset: {who: mean gate}})."""
+    from transformers import AutoTokenizer
+
+    routed, router, manifest = load_routed(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / SHARED))
+    pad, bs = routed.config.pad_token_id, int(cfg.batch_size)
+    embedding = routed.model.get_input_embeddings().weight.detach()
+    members = list(manifest["members"])
+    paths = manifest["shared"]["members"]
+    own: dict[str, Scored] = {}
+    mixed: dict[str, Scored] = {}
+    shares: dict[str, dict[str, float]] = {}
+    with scoring.autocast(cfg):
+        for es in evalsets:
+            rs, again = route_set(es.name, cfg.datasets[es.name], str(cfg.split), tokenizer, folder / SHARED,
+                                  int(cfg.max_length), cfg.paths.cache, scoring.truncation(cfg),
+                                  str(manifest["prompt_end"]), int(manifest["prompt_length"]), embedding)
+            if again.ids != es.ids:
+                raise ModelError(f"{name}: its tokenizer ({folder / SHARED}) cuts {es.name} differently from the "
+                                 f"other models'; a routed soup must share the members' tokenizer")
+            gate = text_gates(router, rs)
+            own[es.name] = Scored(es, score_routed_ids(routed, rs.ids, gate, pad, bs))
+            g = gate.float().numpy()
+            rewards = [_member_rewards(m, paths.get(m), es, scored, pad, bs) for m in members]
+            alone = score_ids(routed.model, rs.ids, pad, bs)  # the shared model without any difference
+            mixed[es.name] = Scored(es, (1.0 - g.sum(1)) * alone + sum(g[:, k] * r for k, r in enumerate(rewards)))
+            rows = g[: rs.n]  # one gate a row (a pair's second text repeats the first's)
+            shares[es.name] = {"shared": float(1.0 - rows.sum(1).mean()),
+                               **{m: float(rows[:, k].mean()) for k, m in enumerate(members)}}
+    return own, mixed, shares
+
+
+def _member_rewards(member: str, path: str | None, es: EvalSet, scored: Mapping[str, Mapping[str, Scored]],
+                    pad: int, bs: int) -> np.ndarray:
+    """Member k's own rewards on `es`: from the table when it scored the member, else one pass now."""
+    if member in scored:
+        return scored[member][es.name].rewards
+    if path is None or not Path(path).exists():
+        raise ModelError(f"routed soup member {member!r}: not among the evaluated models and its folder "
+                         f"({path}) is gone; the output-mixing reference needs its rewards")
+    return score_ids(load_reward_model(path), es.ids, pad, bs)
+
+
+def share_notes(name: str, shares: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """One line per set: how the router splits it (mean gate per member and for the shared model)."""
+    return [f"{name} routes {ds}: " + ", ".join(f"{who} {share:.2f}" for who, share in by.items())
+            for ds, by in shares.items()]
