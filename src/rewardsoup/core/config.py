@@ -68,9 +68,22 @@ def finite(v: Any) -> str | None:
     return None if _number(v) and math.isfinite(v) else "must be a finite number"
 
 
+ROUTED_MANIFEST = "routed_soup.json"  # marks a routed soup folder (rewardsoup.routing.folder)
+
+
 def model_folder(path: Any) -> str | None:
     """A folder holding a saved model's config.json (a member, a soup): checked before any run folder."""
-    return None if (Path(str(path)) / "config.json").is_file() else "not a model folder (no config.json there)"
+    if (Path(str(path)) / "config.json").is_file():
+        return None
+    if (Path(str(path)) / ROUTED_MANIFEST).is_file():
+        return (f"a routed soup ({ROUTED_MANIFEST}): weights that change with each prompt, which this job (and "
+                f"mergekit) cannot take; its shared/ folder is the static soup it routes from")
+    return "not a model folder (no config.json there)"
+
+
+def scorer_folder(path: Any) -> str | None:
+    """A folder that scores texts: a saved reward model (config.json) or a routed soup (routed_soup.json)."""
+    return None if (Path(str(path)) / ROUTED_MANIFEST).is_file() else model_folder(path)
 
 
 def existing_file(path: Any) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 
 from omegaconf import MISSING, DictConfig
 
-from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_least_one, checked, model_folder,
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least, at_least_one, checked, scorer_folder,
                                     not_negative, one_of, store)
 from rewardsoup.data.config import DataConfig
 from rewardsoup.models.config import ModelConfig
@@ -47,7 +47,7 @@ class EvaluateJobConfig:
     bootstrap: int = checked(check=not_negative)  # 0: no intervals
     # name -> folder; {} = every member and soup found. Open to new names: models={x: /path} or models.x=/path
     # (struct off); typed as the field, so `models=abc` or `models=null` is refused as the schema says
-    models: Dict[str, str] = checked(each=model_folder, factory=lambda: DictConfig(
+    models: Dict[str, str] = checked(each=scorer_folder, factory=lambda: DictConfig(
         {}, key_type=str, element_type=str, ref_type=Dict[str, str], is_optional=False, flags={"struct": False}))
     runs: List[str] = field(default_factory=list)  # models that are runs outside the soup (seed runs): kind `run`
     averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)

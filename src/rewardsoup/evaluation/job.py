@@ -90,6 +90,19 @@ def _reference_length(cfg: DictConfig, datasets: list[str], scored_sets: list, t
     return out, notes
 
 
+def _routed(cfg: DictConfig, models: dict, evalsets: list, scored: dict, kinds: dict) -> list[str]:
+    """Each routed soup's row and its output-mixing row into `scored` / `kinds`; the router's split as notes."""
+    notes = []
+    for name, (kind, path) in models.items():
+        if kind == "routed":
+            scored[name], scored[name + OUTPUTS], shares = routed_rows(cfg, name, path, evalsets, scored)
+            kinds[name + OUTPUTS] = "baseline"
+            notes += share_notes(name, shares)
+            print(f"[rewardsoup] scored {name} (routed) and {name + OUTPUTS} (its router on the members' outputs)",
+                  flush=True)
+    return notes
+
+
 def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     """Score every model, the baselines and the reference rows on `cfg.split`; write and print the table."""
     models = discover_models(cfg)
@@ -121,14 +134,7 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     for name, (kind, path) in models.items():
         if kind != "routed":
             run(name, load_reward_model(path))
-    notes: list[str] = []
-    for name, (kind, path) in models.items():  # after the members: the output-mixing row reuses their rewards
-        if kind == "routed":
-            scored[name], scored[name + OUTPUTS], shares = routed_rows(cfg, name, path, evalsets, scored)
-            kinds[name + OUTPUTS] = "baseline"
-            notes += share_notes(name, shares)
-            print(f"[rewardsoup] scored {name} (routed) and {name + OUTPUTS} (its router on the members' outputs)",
-                  flush=True)
+    notes = _routed(cfg, models, evalsets, scored, kinds)  # after the members: their rewards are reused
     members = {n: p for n, (k, p) in models.items() if kinds[n] == "member"}
     base_dir = Path(cfg.model.base_dir)
     averages = {str(k): [str(x) for x in v] for k, v in (cfg.get("averages") or {}).items()}

@@ -21,13 +21,14 @@ from typing import Any
 import torch
 
 from rewardsoup.core.atomic import atomic_dir
+from rewardsoup.core.config import ROUTED_MANIFEST
 from rewardsoup.core.errors import ModelError
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import Delta
 from rewardsoup.routing.model import RoutedModel
 from rewardsoup.routing.router import PromptRouter
 
-MANIFEST = "routed_soup.json"  # marks a routed soup folder
+MANIFEST = ROUTED_MANIFEST  # "routed_soup.json": marks a routed soup folder
 SHARED = "shared"
 DELTAS = "deltas.safetensors"
 ROUTER = "router.safetensors"
