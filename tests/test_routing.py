@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -94,6 +95,30 @@ def test_a_low_rank_store_approximates_and_its_shared_weights_stay_put(parts, ti
     off = _logits(_model(tiny_base_dir, shared), ids, mask)
     assert (low - exact).abs().max() < (off - exact).abs().max()  # rank 4 is closer to the member than none
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])  # Conv1D and Linear layers
+def test_a_low_rank_routed_forward_is_the_model_with_those_low_rank_differences_added(arch):
+    """At rank r the routed forward under gate g is exactly the plain model whose weights are the shared ones
+    plus sum_k g_k B_k A_k (the stored factors), per text: the LoRA-style path adds what it stores."""
+    torch.manual_seed(0)
+    shared = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir(arch)), num_labels=1).eval()
+    shared.config.pad_token_id = 0
+    base = {k: v.detach().clone() for k, v in shared.named_parameters()}
+    sds = {n: {k: v + 0.05 * torch.randn_like(v) for k, v in base.items()} for n in ("a", "b")}
+    routed = build_routed(shared, sds, 3)
+    ids, mask = _batch()
+    gates = torch.tensor([[0.7, 0.1], [0.0, 1.0], [0.3, 0.3]])
+    got = _logits(routed, ids, mask, gates)
+    for i, g in enumerate(gates):
+        weights = {}
+        for key, stack in routed.stacks.items():
+            deltas = stack.d if stack.exact else stack.b @ stack.a  # (K, *shape): each member's stored difference
+            weights[key.replace("__", ".")] = base[key.replace("__", ".")] + torch.einsum("k,k...->...", g, deltas)
+        plain = copy.deepcopy(shared)
+        plain.load_state_dict(weights, strict=False)
+        want = _logits(plain, ids[i:i + 1], mask[i:i + 1])
+        torch.testing.assert_close(got[i:i + 1], want, atol=1e-5, rtol=1e-5)
 
 
 def test_rank_beyond_a_matrix_and_members_of_another_shape_are_refused(parts, tiny_base_dir):

@@ -68,6 +68,19 @@ class _Stack(torch.nn.Module):
             self.register_buffer("a", torch.stack([d.a for d in deltas]))
             self.register_buffer("b", torch.stack([d.b for d in deltas]))
 
+    def stacked(self, kind: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The K low-rank factors side by side, so K adapters are two matmuls (kept per device):
+        linear: (A_cat (K*r, in), B_cat (out, K*r)); conv1d: (B_cat (in, K*r), A_cat (K*r, out))."""
+        key = (kind, str(device))
+        if getattr(self, "_cat_key", None) != key:
+            k, r = self.a.shape[0], self.a.shape[1]
+            if kind == "linear":  # a (K, r, in), b (K, out, r)
+                self._cat = (self.a.reshape(k * r, -1), self.b.permute(1, 0, 2).reshape(self.b.shape[1], k * r))
+            else:  # conv1d: b (K, in, r), a (K, r, out)
+                self._cat = (self.b.permute(1, 0, 2).reshape(self.b.shape[1], k * r), self.a.reshape(k * r, -1))
+            self._cat_key = key
+        return self._cat
+
     def scaled(self, g: torch.Tensor) -> torch.Tensor:
         """sum_k g_k * delta_k per text: (batch, *shape) -- for 1-D parameters only."""
         return torch.einsum("bk,k...->b...", g, self.d.to(g.dtype))
@@ -128,11 +141,12 @@ class RoutedModel(torch.nn.Module):
         if s.exact:  # linear: x @ D_k.T; conv1d: x @ D_k
             eq = "bti,koi->btko" if kind == "linear" else "bti,kio->btko"
             return torch.einsum("btko,bk->bto", torch.einsum(eq, x, s.d.to(g.dtype)), g)
-        if kind == "linear":  # B_k @ A_k ~ D_k (out, in): x @ A_k.T @ B_k.T
-            h = torch.einsum("bti,kri->btkr", x, s.a.to(g.dtype)) * g[:, None, :, None]
-            return torch.einsum("btkr,kor->bto", h, s.b.to(g.dtype))
-        h = torch.einsum("bti,kir->btkr", x, s.b.to(g.dtype)) * g[:, None, :, None]  # conv1d: D_k (in, out)
-        return torch.einsum("btkr,kro->bto", h, s.a.to(g.dtype))
+        # low rank, every member at once (LoRA's two matmuls): h = x @ [A_1..A_K].T, each member's r columns
+        # scaled by its gate, then h @ [B_1..B_K].T; conv1d keeps D_k as (in, out): x @ [B..] then @ [A..]
+        first, second = s.stacked(kind, x.device)
+        h = x @ (first.T if kind == "linear" else first).to(g.dtype)
+        h = h * g.repeat_interleave(s.a.shape[1], dim=1)[:, None, :]
+        return h @ (second.T if kind == "linear" else second).to(g.dtype)
 
     def _norm_delta(self, module, name: str, inputs, g: torch.Tensor) -> torch.Tensor:
         """The module run once more with weight 1 and bias 0 gives the normalised input it scales."""
