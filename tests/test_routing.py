@@ -352,3 +352,26 @@ def test_evaluate_scores_a_routed_soup_beside_its_output_mixing_row_and_says_how
     notes = json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())["notes"]
     split = [n for n in notes if n.startswith("rt routes demo_pairs: shared ")]
     assert split and all(name in split[0] for name in NAMES)
+
+
+def test_the_outputs_fit_learns_on_rewards_scored_once_with_no_forward_per_step(compose_cfg, merge_overrides,
+                                                                                out_root, monkeypatch):
+    """routed.fit=outputs: K + 1 val passes, then steps on (1 - sum g) r_shared + sum g_k r_k alone; the saved
+    folder is a routed soup like any other (the gates still act inside the network when it scores)."""
+    from rewardsoup.core.config import validate
+    from rewardsoup.routing import fit as fit_module
+    from rewardsoup.search import jobs
+
+    def no_forward(*a, **k):
+        raise AssertionError("the outputs fit ran a routed forward")
+
+    monkeypatch.setattr(fit_module, "pad_batch", no_forward)  # only the network path batches texts
+    cfg = validate(compose_cfg("merge", merge_overrides + [
+        "search=routed", "routed.shared=equal", "routed.rank=2", "routed.fit=outputs", "routed.epochs=3",
+        "routed.batch_rows=4", "routed.init=uniform", "routed.lr=0.5", "trial.max_length=64",
+        "routed.prompt_length=32", "logger=none"]))
+    manifest = jobs.merge_job(cfg)
+    assert manifest["settings"]["fit"] == "outputs" and len(manifest["fit"]["history"]) >= 2
+    losses = [h["fit_loss"] for h in manifest["fit"]["history"][1:]]
+    assert losses[-1] < losses[0] or len(losses) == 1  # the surrogate's loss goes down on the fitting rows
+    assert (out_root / "soups" / "routed-optuna-ties" / "routed_soup.json").exists()

@@ -39,9 +39,28 @@ class RouteSet:
         return len(self.ids) // 2 if self.schema == "pairwise" else len(self.ids)
 
 
+class OutputMix:
+    """What `fit=outputs` learns through instead of the routed forward: each text's reward as
+    `(1 - sum_k g_k) r_shared + sum_k g_k r_k`, from the shared model's and the members' rewards scored once
+    (`table[set]`: (texts, 1 + K)), so a step costs no forward pass."""
+
+    def __init__(self, table: dict[str, np.ndarray]):
+        self.table = {name: torch.as_tensor(r, dtype=torch.float32) for name, r in table.items()}
+
+    def __call__(self, rs: RouteSet, texts: list[int], gate: torch.Tensor) -> torch.Tensor:
+        r = self.table[rs.name][texts]
+        gate = gate.float()
+        return (1.0 - gate.sum(1)) * r[:, 0] + (gate * r[:, 1:]).sum(1)
+
+
 def rewards(routed, router, rs: RouteSet, rows: np.ndarray, pad_id: int) -> torch.Tensor:
-    """(len(rows), 2) for pairs (chosen, rejected), (len(rows),) for binary: the routed model's rewards."""
+    """(len(rows), 2) for pairs (chosen, rejected), (len(rows),) for binary: the routed model's rewards (or
+    their output-mixing surrogate when `routed` is an OutputMix)."""
     gate = router(rs.feats[rows])
+    if isinstance(routed, OutputMix):
+        texts = [int(i) for i in rows] + ([rs.n + int(i) for i in rows] if rs.schema == "pairwise" else [])
+        out = routed(rs, texts, torch.cat([gate, gate]) if rs.schema == "pairwise" else gate)
+        return out.view(2, -1).T if rs.schema == "pairwise" else out
     if rs.schema == "pairwise":
         texts = [rs.ids[i] for i in rows] + [rs.ids[rs.n + i] for i in rows]
         gate = torch.cat([gate, gate])  # a pair's two texts share their prompt's weights

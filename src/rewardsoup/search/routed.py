@@ -17,19 +17,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.checks import check_checkpoints, tensor_shapes
 from rewardsoup.merging.soup import merge_request
+from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import check_rank, kept_fraction, member_deltas
-from rewardsoup.routing.fit import RouteSet, fit_router
+from rewardsoup.routing.fit import OutputMix, RouteSet, fit_router
 from rewardsoup.routing.folder import save_routed
 from rewardsoup.routing.model import RoutedModel, routable_matrices
 from rewardsoup.routing.router import PromptRouter
 from rewardsoup.routing.sets import route_set
 from rewardsoup.scoring import config as scoring
+from rewardsoup.scoring.rewards import score_ids
 from rewardsoup.search.layerwise import sweep_pick
 from rewardsoup.sweep.resident import resident
 
@@ -62,6 +65,14 @@ def _shared(request: dict, cfg: DictConfig) -> tuple[Any, dict]:
     return copy.deepcopy(model).eval(), {n: prepared.member_sds[n] for n in names}
 
 
+def _output_mix(cfg: DictConfig, shared, request: dict, sets: list[RouteSet]) -> OutputMix:
+    """routed.fit=outputs: the shared model's and each member's val rewards, scored once, in gate order."""
+    pad, bs = shared.config.pad_token_id, int(cfg.trial.batch_size)
+    models = [shared] + [load_reward_model(request["members"][n]) for n in sorted(request["members"])]
+    with scoring.autocast(cfg):
+        return OutputMix({rs.name: np.stack([score_ids(m, rs.ids, pad, bs) for m in models], axis=1) for rs in sets})
+
+
 def run_routed(cfg: DictConfig) -> dict[str, Any]:
     """Build, fit and save the routed soup; returns its manifest."""
     from transformers import AutoTokenizer
@@ -77,7 +88,8 @@ def run_routed(cfg: DictConfig) -> dict[str, Any]:
     sets = route_sets(cfg, tokenizer, model.get_input_embeddings().weight.detach(), request["base"])
     torch.manual_seed(int(rc.seed))
     router = PromptRouter(model.config.hidden_size, len(member_sds), int(rc.hidden), str(rc.init))
-    fit = fit_router(routed, router, sets, model.config.pad_token_id, epochs=int(rc.epochs), lr=float(rc.lr),
+    through = routed if str(rc.fit) == "network" else _output_mix(cfg, model, request, sets)
+    fit = fit_router(through, router, sets, model.config.pad_token_id, epochs=int(rc.epochs), lr=float(rc.lr),
                      batch_rows=int(rc.batch_rows), stop_share=float(rc.holdout), patience=int(rc.patience),
                      seed=int(rc.seed), precision=lambda: scoring.autocast(cfg))
     held = sum(d.numel for ds in deltas.values() for d in ds)
