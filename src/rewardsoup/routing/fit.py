@@ -127,8 +127,12 @@ def split_rows(sets: list[RouteSet], stop_share: float, seed: int) -> dict[str, 
 
 def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int = 8, lr: float = 0.05,
                batch_rows: int = 8, stop_share: float = 0.25, patience: int = 2, seed: int = 0,
-               precision: Callable = None, say: Callable = print) -> dict:
-    """Fit `router` in place (the best epoch's weights end in it); returns the history and the split sizes."""
+               precision: Callable = None, say: Callable = print, owners: dict[str, int] | None = None,
+               set_weight: float = 0.0) -> dict:
+    """Fit `router` in place (the best epoch's weights end in it); returns the history and the split sizes.
+    `owners` (set -> the index of the member trained on it) with `set_weight` > 0 adds the auxiliary "which set
+    is this" loss, -log(gate of the set's own member), on that set's rows."""
+    owners = owners or {}
     torch.manual_seed(seed)
     start = time.perf_counter()
     parts = split_rows(sets, stop_share, seed)
@@ -154,7 +158,11 @@ def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int
                 losses = []
                 for rs in sets:
                     rows = chunks[rs.name][step % len(chunks[rs.name])]  # a smaller set cycles
-                    losses.append(loss_of(rs, rewards(routed, router, rs, rows, pad_id), rows))
+                    own = loss_of(rs, rewards(routed, router, rs, rows, pad_id), rows)
+                    if set_weight > 0 and rs.name in owners:
+                        gate = router(rs.feats[rows])[:, owners[rs.name]]
+                        own = own + set_weight * -torch.log(gate.float() + 1e-9).mean()
+                    losses.append(own)
                 loss = torch.stack(losses).mean()
             loss.backward()
             opt.step()

@@ -12,6 +12,7 @@ the stopping rows' accuracy at the start (the shared model alone) and at the kep
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from omegaconf import DictConfig
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.checks import check_checkpoints, tensor_shapes
 from rewardsoup.merging.soup import merge_request
+from rewardsoup.models.base import MEMBER_META
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import check_rank, kept_fraction, member_deltas
 from rewardsoup.routing.fit import OutputMix, RouteSet, fit_router
@@ -73,6 +75,17 @@ def _output_mix(cfg: DictConfig, shared, request: dict, sets: list[RouteSet]) ->
         return OutputMix({rs.name: np.stack([score_ids(m, rs.ids, pad, bs) for m in models], axis=1) for rs in sets})
 
 
+def owners(request: dict, sets: list[str]) -> dict[str, int]:
+    """set -> the gate index of the member trained on it (its metadata's data name), where one is."""
+    out = {}
+    for k, name in enumerate(sorted(request["members"])):
+        meta = Path(request["members"][name]) / MEMBER_META
+        data = (json.loads(meta.read_text()).get("data") or {}).get("name") if meta.exists() else None
+        if data in sets:
+            out[data] = k
+    return out
+
+
 def run_routed(cfg: DictConfig) -> dict[str, Any]:
     """Build, fit and save the routed soup; returns its manifest."""
     from transformers import AutoTokenizer
@@ -91,7 +104,8 @@ def run_routed(cfg: DictConfig) -> dict[str, Any]:
     through = routed if str(rc.fit) == "network" else _output_mix(cfg, model, request, sets)
     fit = fit_router(through, router, sets, model.config.pad_token_id, epochs=int(rc.epochs), lr=float(rc.lr),
                      batch_rows=int(rc.batch_rows), stop_share=float(rc.holdout), patience=int(rc.patience),
-                     seed=int(rc.seed), precision=lambda: scoring.autocast(cfg))
+                     seed=int(rc.seed), precision=lambda: scoring.autocast(cfg),
+                     owners=owners(request, [rs.name for rs in sets]), set_weight=float(rc.set_loss))
     held = sum(d.numel for ds in deltas.values() for d in ds)
     manifest = {"kind": "routed", "members": routed.members, "shared": request, "rank": str(rc.rank),
                 "kept_fraction": kept_fraction(deltas),
