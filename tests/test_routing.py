@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardsoup.core.errors import ConfigError, ModelError
 from rewardsoup.merging.in_memory import merge_in_memory
@@ -17,6 +17,7 @@ from rewardsoup.models.assets import tiny_model_dir
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import kept_fraction, member_deltas
 from rewardsoup.routing.model import build_routed, routable_matrices
+from rewardsoup.search import routed as routed_search
 from rewardsoup.scoring.rewards import pad_batch
 
 NAMES = ("thumbs", "pairs", "harmless")
@@ -375,3 +376,28 @@ def test_the_outputs_fit_learns_on_rewards_scored_once_with_no_forward_per_step(
     losses = [h["fit_loss"] for h in manifest["fit"]["history"][1:]]
     assert losses[-1] < losses[0] or len(losses) == 1  # the surrogate's loss goes down on the fitting rows
     assert (out_root / "soups" / "routed-optuna-ties" / "routed_soup.json").exists()
+
+
+def test_the_which_set_loss_sends_a_set_to_the_member_trained_on_it(compose_cfg, merge_overrides, out_root):
+    """routed.set_loss > 0: the router also learns which set a prompt is from, so demo_harmless's rows (prompts
+    unlike the role-play ones) lean on the harmless member, more than without that loss."""
+    from rewardsoup.core.config import validate
+    from rewardsoup.routing.folder import load_routed
+    from rewardsoup.search import jobs
+
+    share = {}
+    for weight in (0.0, 5.0):
+        name = f"routed-w{weight:g}"
+        cfg = validate(compose_cfg("merge", merge_overrides + [
+            "search=routed", "routed.shared=equal", "routed.rank=2", "routed.fit=outputs", "routed.epochs=4",
+            "routed.patience=4", "routed.batch_rows=4", "routed.init=uniform", "routed.lr=0.5",
+            f"routed.set_loss={weight}", f"routed.name={name}", "trial.max_length=64", "routed.prompt_length=32"]))
+        jobs.merge_job(cfg)
+        routed, router, manifest = load_routed(out_root / "soups" / name)
+        rs = routed_search.route_sets(cfg, AutoTokenizer.from_pretrained(str(out_root / "soups" / name / "shared")),
+                                      routed.model.get_input_embeddings().weight.detach(), manifest["shared"]["base"])
+        harmless = next(r for r in rs if r.name == "demo_harmless")
+        with torch.no_grad():
+            gate = router(harmless.feats).mean(0)
+        share[weight] = float(gate[manifest["members"].index("harmless")])
+    assert share[5.0] > 0.5 and share[5.0] > share[0.0]
