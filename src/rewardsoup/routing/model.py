@@ -68,18 +68,13 @@ class _Stack(torch.nn.Module):
             self.register_buffer("a", torch.stack([d.a for d in deltas]))
             self.register_buffer("b", torch.stack([d.b for d in deltas]))
 
-    def stacked(self, kind: str, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The K low-rank factors side by side, so K adapters are two matmuls (kept per device):
+    def stacked(self, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The K low-rank factors side by side, so K adapters are two matmuls:
         linear: (A_cat (K*r, in), B_cat (out, K*r)); conv1d: (B_cat (in, K*r), A_cat (K*r, out))."""
-        key = (kind, str(device))
-        if getattr(self, "_cat_key", None) != key:
-            k, r = self.a.shape[0], self.a.shape[1]
-            if kind == "linear":  # a (K, r, in), b (K, out, r)
-                self._cat = (self.a.reshape(k * r, -1), self.b.permute(1, 0, 2).reshape(self.b.shape[1], k * r))
-            else:  # conv1d: b (K, in, r), a (K, r, out)
-                self._cat = (self.b.permute(1, 0, 2).reshape(self.b.shape[1], k * r), self.a.reshape(k * r, -1))
-            self._cat_key = key
-        return self._cat
+        k, r = self.a.shape[0], self.a.shape[1]
+        if kind == "linear":  # a (K, r, in), b (K, out, r)
+            return self.a.reshape(k * r, -1), self.b.permute(1, 0, 2).reshape(self.b.shape[1], k * r)
+        return self.b.permute(1, 0, 2).reshape(self.b.shape[1], k * r), self.a.reshape(k * r, -1)  # conv1d
 
     def scaled(self, g: torch.Tensor) -> torch.Tensor:
         """sum_k g_k * delta_k per text: (batch, *shape) -- for 1-D parameters only."""
@@ -143,7 +138,7 @@ class RoutedModel(torch.nn.Module):
             return torch.einsum("btko,bk->bto", torch.einsum(eq, x, s.d.to(g.dtype)), g)
         # low rank, every member at once (LoRA's two matmuls): h = x @ [A_1..A_K].T, each member's r columns
         # scaled by its gate, then h @ [B_1..B_K].T; conv1d keeps D_k as (in, out): x @ [B..] then @ [A..]
-        first, second = s.stacked(kind, x.device)
+        first, second = s.stacked(kind)
         h = x @ (first.T if kind == "linear" else first).to(g.dtype)
         h = h * g.repeat_interleave(s.a.shape[1], dim=1)[:, None, :]
         return h @ (second.T if kind == "linear" else second).to(g.dtype)
