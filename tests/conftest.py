@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 import rewardsoup.schemas  # noqa: F401,E402  (registers the config schemas and the `abspath` resolver)
+from rewardsoup.core.allocator import keep_freed_memory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -20,6 +21,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+keep_freed_memory()  # as every entry point does: tests run the work functions in this process
 
 
 def group_choices(group: str) -> list[str]:

@@ -27,6 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rewardsoup.core.allocator import keep_freed_memory
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
 
@@ -109,7 +110,9 @@ def compose_error(exc: BaseException) -> str:
 def entry(main: Callable[[], Any]) -> Any:
     """Run `main`, a `@hydra.main` function: a config that fails to compose or breaks a value rule is one
     `error: <key>: <reason>` line on stderr and exit code 1, as is any exception Hydra prints without a
-    traceback (`CompactHydraException`: a sweeper's bad setting); any other exception keeps its traceback."""
+    traceback (`CompactHydraException`: a sweeper's bad setting); any other exception keeps its traceback.
+    Freed memory stays in the process for the job's next batch (`core.allocator`)."""
+    keep_freed_memory()
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the caller asked for Hydra's full report
         return main()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing its multi-line report

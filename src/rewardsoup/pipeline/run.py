@@ -25,6 +25,7 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from rewardsoup.core.allocator import keep_freed_memory
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
@@ -213,6 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="run a whole recipe (make demo / make report-real)")
     parser.add_argument("--recipe", choices=recipe_names(), default="demo", help="a file in conf/recipe/")
     args, overrides = parser.parse_known_args()
+    keep_freed_memory()  # activations reuse freed heap instead of fresh pages (core.allocator)
     try:
         if args.recipe == "real":
 
