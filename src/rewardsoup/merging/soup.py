@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
+from rewardsoup.models.adapters import member_folders
 from rewardsoup.models.cards import write_soup_card
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
@@ -32,6 +33,7 @@ def merge_request(cfg: DictConfig) -> dict[str, Any]:
         if unknown:
             raise ConfigError(f"merge.use names unknown member {unknown[0]!r}; members: {', '.join(members)}")
         members = {n: members[n] for n in use}
+    members = member_folders(members, cfg.model.base_dir, cfg.paths.cache)  # LoRA adapter folders applied once
     spec = method_spec(str(m["method"]))
     params = {k: m[k] for k in spec.global_params if k in m and m[k] is not None}
     weights = m.get("weights") or None

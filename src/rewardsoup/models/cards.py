@@ -27,6 +27,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.errors import RewardSoupError
 from rewardsoup.core.hub import hub_offline, hub_reachable, is_local
+from rewardsoup.models.adapters import describe_lora
 from rewardsoup.models.assets import EMBEDDED_SMOLLM2
 from rewardsoup.models.base import BASE_META, MEMBER_META
 
@@ -140,7 +141,9 @@ def _training_lines(meta: Mapping[str, Any]) -> list[str]:
             f"- truncation: {tok.get('left_truncated', 0)} of {tok.get('texts', '?')} train texts left-truncated "
             f"to {meta.get('max_length')} tokens (none dropped)",
             f"- {meta.get('steps')} optimizer steps, " + ", ".join(f"{k} {_fmt(v)}" for k, v in opt.items()),
-            f"- train loss {_fmt(meta.get('train_loss'))}, {_fmt(meta.get('train_wall_s'))} s wall", ""]
+            f"- train loss {_fmt(meta.get('train_loss'))}, {_fmt(meta.get('train_wall_s'))} s wall",
+            *([describe_lora(meta["lora"])] if meta.get("lora") else []), ""]
+
 
 
 def member_card(meta: Mapping[str, Any], *, load_from: str | None = None) -> str:

@@ -37,6 +37,7 @@ from rewardsoup.pipeline.report import write_real_report
 from rewardsoup.sweep import ledger
 from rewardsoup.sweep.pick import PICK_DONE, pick_best
 from rewardsoup.sweep.summary import PICK_FILE
+from rewardsoup.training import lora
 from rewardsoup.training.member import MEMBER_META, train_member
 from rewardsoup.training.preflight import member_data
 
@@ -108,11 +109,14 @@ def _check_data(recipe: Recipe, cfgs: dict[str, DictConfig]) -> None:
     for m in recipe.members + recipe.alternatives:
         cfg = cfgs[m.name]
         key = json.dumps([plain(cfg.data), plain(cfg.objective)], sort_keys=True, default=str)
-        if key in seen or (Path(cfg.train.output_dir) / MEMBER_META).exists():
+        if (Path(cfg.train.output_dir) / MEMBER_META).exists():
             continue
-        seen.add(key)
         try:
-            member_data(cfg)
+            if lora.enabled(cfg.train):  # LoRA targets that adapt no module, as train.py checks them
+                lora.check_targets(cfg.model, cfg.train.lora)
+            if key not in seen:
+                member_data(cfg)
+            seen.add(key)
         except RewardSoupError as exc:
             role = "alternative" if m.alternative else "member"
             raise type(exc)(f"{role} '{m.name}' (data={m.data}): {exc}") from exc

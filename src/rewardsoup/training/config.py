@@ -7,7 +7,7 @@ extends it). Values and their reasons are in conf/; the rules here are what a va
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from omegaconf import MISSING
 
@@ -45,6 +45,21 @@ class MultitaskObjectiveConfig(ObjectiveConfig):
     use_margin: bool = MISSING  # pairs subtract a `margin` column from the logit gap when the data has one
 
 
+def _some_modules(v) -> str | None:
+    return None if len(v) and all(str(x).strip() for x in v) else "must name at least one module (or [all-linear])"
+
+
+@dataclass
+class LoraSettings:
+    """train.lora: a LoRA member (training/lora.py) instead of a full fine-tune."""
+
+    enabled: bool = MISSING  # false: every weight trains (the recipes' members)
+    r: int = checked(check=at_least_one)  # the adapters' rank
+    alpha: float = checked(check=positive)  # peft's lora_alpha: the update is scaled by alpha / r
+    dropout: float = checked(check=within(0, 1, high_open=True))  # dropout on the adapters' input
+    targets: List[str] = checked(check=_some_modules)  # module names peft adapts, or [all-linear]
+
+
 @dataclass
 class TrainConfig:
     lr: float = checked(check=positive)
@@ -68,6 +83,7 @@ class TrainConfig:
     member_name: str = checked(check=folder_name)  # the member's folder under paths.members ('' = paths.members)
     output_dir: str = checked(check=folder_path)  # written by an atomic rename that replaces what is there
     base_only: bool = MISSING
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
     @staticmethod
     def rules(node) -> list[tuple[str, str]]:

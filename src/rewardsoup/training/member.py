@@ -55,6 +55,7 @@ from rewardsoup.data.preflight import needs_tokenizer
 from rewardsoup.core.errors import ConfigError, RewardSoupError
 from rewardsoup.core.plain import plain
 from rewardsoup.scoring.metrics import evalset_from_split, score_evalsets, validation_metrics
+from rewardsoup.training import lora
 from rewardsoup.training.config import SCHEDULERS
 from rewardsoup.training.objectives import head_parameter_names
 from rewardsoup.training.preflight import member_data
@@ -212,7 +213,7 @@ def _validator(splits, tokenizer, t: DictConfig):
     dtype = "bf16" if _precision(str(t.precision))["bf16"] else "fp32"  # forwards at training's own precision
 
     def evaluate(model) -> dict:
-        pad, batch = tokenizer.pad_token_id, int(t.eval_batch_size)
+        model, pad, batch = lora.unwrapped(model), tokenizer.pad_token_id, int(t.eval_batch_size)
         with precision.autocast(dtype):  # one pass over every part: a text two parts share is scored once
             scored = score_evalsets(model, sets, pad, batch)
         per = {es.name: validation_metrics(model, es, pad, batch, scored=s) for es, s in zip(sets, scored)}
@@ -271,6 +272,7 @@ def _metadata(cfg: DictConfig, base_dir: Path, splits, counts: dict, trainer, re
                       "optimizer": type(trainer.optimizer).__name__},
         "train_loss": result.training_loss, "train_wall_s": round(wall, 2),
         "val": metrics, "val_history": history, "resumed_from": resume_from,
+        "lora": lora.settings(trainer.model, t.lora) if lora.enabled(t) else None,
     }
 
 
@@ -287,8 +289,9 @@ def _final_metrics(history: list, trainer, evaluate, tracker) -> dict:
 
 def _write_member(final: Path, trainer, tokenizer, meta: dict) -> None:
     with atomic_dir(final, overwrite=True) as tmp:
-        trainer.model.config.problem_type = None
-        trainer.model.save_pretrained(str(tmp))
+        model = lora.save(trainer.model, tmp) if meta.get("lora") else trainer.model  # LoRA: adapter/ + merged
+        model.config.problem_type = None
+        model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / MEMBER_META, meta)
         write_member_card(tmp, meta, load_from=str(final))  # README.md: the Hugging Face model card
@@ -307,6 +310,8 @@ def train_member(cfg: DictConfig) -> float | None:
             _base(cfg.model)
             return None
         objective, splits = member_data(cfg)  # before the base: a bad data file stops the job, nothing written
+        if lora.enabled(t):  # as the data: LoRA targets that adapt nothing stop the job before the base
+            lora.check_targets(cfg.model, t.lora)
         base_dir = _base(cfg.model)
         tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
         if needs_tokenizer(cfg.data):  # a chat template renders with the base's tokenizer: read again with it
@@ -317,6 +322,8 @@ def train_member(cfg: DictConfig) -> float | None:
     model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), dtype=torch.float32)
     if str(t.head_init) == "zero":  # on resume the checkpoint's weights replace it anyway
         zero_head(model)
+    if lora.enabled(t):  # the body frozen under low-rank adapters; the (initialised) head trains in full
+        model = lora.wrap(model, t.lora)
     evaluate = _validator(splits, tokenizer, t)
     name, final = str(t.member_name), Path(t.output_dir)
     with _tracking(cfg, name, state.is_main_process) as tracker:

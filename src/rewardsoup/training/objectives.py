@@ -84,8 +84,13 @@ HEAD = "score"  # the one-logit head of every base and member (base.py): GPT-2 /
 NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
 
 
+PEFT_PREFIX = "base_model.model."  # where a peft model (a LoRA member in training) keeps the wrapped model
+
+
 def head_parameter_names(model) -> list[str]:
-    names = [n for n, _ in model.named_parameters() if n == HEAD or n.startswith(f"{HEAD}.")]
+    """The score head's parameters (a LoRA member's: peft's trained copy and the frozen original)."""
+    names = [n for n, _ in model.named_parameters()
+             if n.removeprefix(PEFT_PREFIX) == HEAD or n.removeprefix(PEFT_PREFIX).startswith(f"{HEAD}.")]
     if not names:
         raise ModelError(f"{type(model).__name__} has no '{HEAD}' head; rewardsoup members are sequence "
                          f"classifiers with a one-logit '{HEAD}' layer")

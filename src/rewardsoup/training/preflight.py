@@ -14,6 +14,7 @@ from rewardsoup.core.config import validate
 from rewardsoup.core.errors import DataError, RewardSoupError
 from rewardsoup.core.jobs import fail
 from rewardsoup.data.preflight import load_data
+from rewardsoup.training import lora
 from rewardsoup.training.objectives import adapt_splits, get_objective
 
 
@@ -55,5 +56,7 @@ class CheckData(Callback):
         try:
             if not validate(config).train.get("base_only", False):
                 member_data(config)
+                if lora.enabled(config.train):  # targets that adapt no module: before the run's folder
+                    lora.check_targets(config.model, config.train.lora)
         except RewardSoupError as exc:
             fail(str(exc))

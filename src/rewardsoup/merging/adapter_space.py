@@ -1,0 +1,83 @@
+"""LoRA members merged in adapter space (peft's `add_weighted_adapter`), beside mergekit's full-weight merge.
+
+mergekit merges the members' full weights (each adapter applied to the base first): the reference. peft can
+instead combine the adapters themselves (`combination`: `ties`, `dare_linear`, `svd`, `cat`, `linear`), which
+never materialises K full members. What peft cannot do is the score head: it refuses to combine adapters that
+each save the same module in `modules_to_save` (peft's `_check_add_weighted_adapter`), and a reward adapter
+must save its head (models/adapters.py). So the adapters are loaded without their heads, combined by peft, and
+the heads, full tensors, are merged by the full-space method that matches the combination (`HEAD_METHOD`:
+TIES for ties, DARE for dare_linear, task arithmetic otherwise), with the same weights and density, through
+the project's in-memory mergekit math (`merge_in_memory`). The result is a full model, saved like any soup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.merging.in_memory import merge_in_memory
+from rewardsoup.models.adapters import ADAPTER_WEIGHTS, HEAD, is_adapter
+
+COMBINATIONS = ("ties", "dare_linear", "svd", "cat", "linear")  # peft's add_weighted_adapter types offered
+HEAD_METHOD = {"ties": "ties", "dare_linear": "dare_linear"}  # the head's full-space method; else task_arithmetic
+MEMBER_ADAPTER = "adapter"  # a LoRA member's adapter inside its folder (training/lora.py ADAPTER_DIR)
+
+
+def adapter_folder(member: str | Path, who: str) -> Path:
+    """The peft adapter of a member: the folder itself (an adapter trained elsewhere) or its `adapter/`."""
+    p = Path(str(member))
+    for folder in (p, p / MEMBER_ADAPTER):
+        if is_adapter(folder) and (folder / ADAPTER_WEIGHTS).is_file():
+            return folder
+    raise ModelError(f"{who}: {p} is not a LoRA member (no peft adapter there or in {MEMBER_ADAPTER}/): "
+                     f"adapter-space merges take members trained with train.lora.enabled=true")
+
+
+def _head_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / ADAPTER_WEIGHTS))
+    heads = {k.rsplit(f"{HEAD}.", 1)[-1]: v for k, v in tensors.items() if f".{HEAD}." in f".{k}" and "lora_" not in k}
+    if not heads:
+        raise ModelError(f"{folder} saved no '{HEAD}' head (modules_to_save): its member has no trained head")
+    return {f"{HEAD}.{k.removeprefix('modules_to_save.default.')}": v for k, v in heads.items()}
+
+
+def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights: Mapping[str, float],
+                   combination: str = "ties", density: float | None = None, seed: int | None = 0):
+    """The adapter-space soup of `members` (LoRA members or adapter folders) on `base`: a transformers model
+    (fp32, eval mode) with the combined adapter applied and the merged head."""
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    if combination not in COMBINATIONS:
+        raise ConfigError(f"combination={combination!r}: one of {', '.join(COMBINATIONS)}")
+    names = list(members)
+    folders = {n: adapter_folder(members[n], f"member {n!r}") for n in names}
+    model = AutoModelForSequenceClassification.from_pretrained(str(base), dtype=torch.float32)
+    base_head = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(f"{HEAD}.")}
+    peft_model = None
+    for n in names:
+        config = LoraConfig.from_pretrained(str(folders[n]))
+        config.modules_to_save = None  # heads are merged apart: peft refuses several adapters saving one module
+        if peft_model is None:
+            peft_model = PeftModel.from_pretrained(model, str(folders[n]), adapter_name=n, config=config)
+        else:
+            peft_model.load_adapter(str(folders[n]), adapter_name=n, peft_config=config)
+    kwargs = {"density": float(density)} if combination in HEAD_METHOD and density is not None else {}
+    if combination in HEAD_METHOD and density is None:
+        kwargs = {"density": 1.0}
+    peft_model.add_weighted_adapter(names, [float(weights[n]) for n in names], "soup", combination_type=combination,
+                                    **kwargs)
+    peft_model.set_adapter("soup")
+    merged = peft_model.merge_and_unload(adapter_names=["soup"])
+    heads = merge_in_memory(HEAD_METHOD.get(combination, "task_arithmetic"), base_head,
+                            {n: _head_tensors(folders[n]) for n in names}, weights=dict(weights),
+                            density=density if combination in HEAD_METHOD else None, seed=seed)
+    with torch.no_grad():
+        for k, v in merged.state_dict().items():
+            if k in heads:
+                v.copy_(heads[k])
+    return merged.eval()
