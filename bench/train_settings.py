@@ -1,5 +1,5 @@
-"""Training settings on real data: which of head init, head lr, scheduler, epochs, steps and max_length moves
-held-out accuracy?
+"""Training settings: which of head init, head lr, scheduler, epochs, steps, max_length and LoRA (rank, lr)
+moves held-out accuracy?
 
 One member of `--recipe real` (`--member`: `harmless`, hh-rlhf harmless-base, split 1,172 / 200 / 428 from
 conf/data/shared_hh_harmless.yaml; or `helpful`, 3,403 / 497 / 1,169), trained as the recipe trains it
@@ -18,7 +18,9 @@ on val (where a setting is decided) and on test (reported): "better" only when t
 Resumable and cheap to re-run: a variant whose member folder exists is not trained again (members are
 written atomically; an interrupted one resumes from its checkpoint), and its scores are cached beside it.
 `--limit-train N` stops training after N pairs (max_steps = N / batch size; the splits are unchanged) and
-keeps its members in their own folder. Last line: JSON with every row.
+keeps its members in their own folder. `--recipe demo --member harmless` varies a demo member instead (the
+LoRA variants: `--variants recipe,lora_r4,lora_r16,lora_r64 --baseline recipe`, docs/lora.md). Each trained
+variant's peak resident memory (VmHWM, reset before it trains) is a column. Last line: JSON with every row.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from rewardsoup.training.member import MEMBER_META, train_member  # noqa: E402
 # cached member keeps its meaning when the recipe's own setting changes: `default` is the recipe as it was
 # before this bench (linear decay), which the bench measured `scheduler=constant` against and moved to.
 LINEAR = ["train.scheduler=linear"]
+LORA = ["train.lora.enabled=true", "train.lr=5e-4"]  # the demo_lora recipe's LoRA lr: 10x the full demo members'
 VARIANTS = {
     "default": LINEAR,
     "head_init=zero": LINEAR + ["train.head_init=zero"],
@@ -61,20 +64,40 @@ VARIANTS = {
     "recipe": [],
     "max_length=512": ["train.max_length=512"],  # 2-8% of hh pairs left-truncated instead of 22-44%; ~2x the tokens
     "full_epoch": ["train.max_steps=-1"],  # the helpful member without the recipe's 200-step cap (426 steps)
+    # LoRA members (#32, training/lora.py), each against `recipe` (the full fine-tune): rank at alpha = 2r, then lr
+    **{f"lora_r{r}": LORA + [f"train.lora.r={r}", f"train.lora.alpha={2 * r}"] for r in (4, 16, 64)},
+    **{f"lora_r16_lr{lr}": ["train.lora.enabled=true", f"train.lr={lr}", "train.lora.r=16", "train.lora.alpha=32"]
+       for lr in ("2e-4", "1e-3")},
 }
+
+
+def _reset_peak() -> None:
+    """Linux: restart this process's peak resident memory (VmHWM), so the next training's peak is its own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb() -> float | None:
+    try:
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) / 1024
 
 
 def _slug(member: str, name: str) -> str:
     return f"{member}-" + name.replace("=", "-").replace("_", "-").replace("+", "-")
 
 
-def member_cfg(root: Path, variant: str, limit_train: int | None, member_name: str):
-    recipe = load_recipe("real")
+def member_cfg(root: Path, variant: str, limit_train: int | None, member_name: str, recipe_name: str = "real"):
+    recipe = load_recipe(recipe_name)
     names = [m.name for m in recipe.members]
     if member_name not in names:
-        sys.exit(f"error: --member {member_name!r} is not a member of --recipe real ({', '.join(names)})")
+        sys.exit(f"error: --member {member_name!r} is not a member of --recipe {recipe_name} ({', '.join(names)})")
     member = next(m for m in recipe.members if m.name == member_name)
-    runs = root / (f"limit{limit_train}" if limit_train else "full")
+    runs = root / recipe_name / (f"limit{limit_train}" if limit_train else "full")
     slug = _slug(member_name, variant)
     extra = [f"paths.root={root}", "logger=none", f"train.member_name={slug}",
              f"train.output_dir={runs / 'members' / slug}"]
@@ -119,17 +142,21 @@ def _sets(splits, tokenizer, max_length: int, cache: dict) -> tuple:
 
 def _variant_row(root: Path, variant: str, a, splits, tokenizer, sets: dict, runs: Path) -> dict:
     """Train the variant's member unless it exists, score it on val and test at its own max_length."""
-    vcfg, _ = member_cfg(root, variant, a.limit_train, a.member)
+    vcfg, _ = member_cfg(root, variant, a.limit_train, a.member, a.recipe)
     out = Path(vcfg.train.output_dir)
     if (out / MEMBER_META).exists():
         print(f"[bench] {variant}: member exists ({out}), not retrained", flush=True)
     else:
         print(f"[bench] {variant}: training {' '.join(VARIANTS[variant]) or '(recipe settings)'}", flush=True)
+        _reset_peak()
         train_member(vcfg)
+        atomic_write_json(out.with_name(out.name + ".peak.json"), {"peak_rss_mb": _peak_mb()})
     meta = json.loads((out / MEMBER_META).read_text())
+    peak = out.with_name(out.name + ".peak.json")
     val, test = _sets(splits, tokenizer, int(vcfg.train.max_length), sets)
     r_val, r_test = _score(out, [val, test], runs / "scores" / f"{_slug(a.member, variant)}.json")
     return {"kind": "variant", "overrides": VARIANTS[variant], "wall_s": meta["train_wall_s"],
+            "peak_rss_mb": json.loads(peak.read_text())["peak_rss_mb"] if peak.exists() else None,
             "steps": meta["steps"], "max_length": int(vcfg.train.max_length),
             "val_credit": row_credit(val, r_val), "test_credit": row_credit(test, r_test)}
 
@@ -163,7 +190,8 @@ def _lines(rows: dict) -> list[list[str]]:
             cells += [f"{r[f'{split}_acc']:.3f} [{r[f'{split}_lo']:.3f}, {r[f'{split}_hi']:.3f}]",
                       "-" if d is None else f"{_fmt_diff(d)} {verdict(d)}"]
         lines.append(cells + [str(r.get("max_length", "-")), str(r.get("steps", "-")),
-                              f"{r['wall_s']:.0f}" if "wall_s" in r else "-"])
+                              f"{r['wall_s']:.0f}" if "wall_s" in r else "-",
+                              f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "-"])
     return lines
 
 
@@ -172,11 +200,12 @@ def _result(rows: dict, a, splits, val, test) -> dict:
         return None if d is None else {**{k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()},
                                        "verdict": verdict(d)}
 
-    return {"member": a.member, "dataset": splits.name, "n_train": len(splits.train), "n_val": val.n,
+    return {"recipe": a.recipe, "member": a.member, "dataset": splits.name, "n_train": len(splits.train), "n_val": val.n,
             "n_test": test.n, "baseline": a.baseline, "limit_train": a.limit_train, "rows": {
                 name: {"val_acc": round(r["val_acc"], 4), "test_acc": round(r["test_acc"], 4),
                        "test_ci": [round(r["test_lo"], 4), round(r["test_hi"], 4)], "wall_s": r.get("wall_s"),
                        "steps": r.get("steps"), "max_length": r.get("max_length"), "overrides": r.get("overrides"),
+                       "peak_rss_mb": r.get("peak_rss_mb"),
                        "vs_baseline_val": vs(r["val_vs"]), "vs_baseline_test": vs(r["test_vs"])}
                 for name, r in rows.items()}}
 
@@ -193,7 +222,9 @@ def _write(out: Path, result: dict, header: list, lines: list) -> None:
 
 def _args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--member", default="harmless", help="the real recipe's member to vary: harmless or helpful")
+    p.add_argument("--recipe", default="real", choices=("real", "demo"), help="whose member: conf/recipe/<name>.yaml")
+    p.add_argument("--member", default="harmless", help="the recipe's member to vary (real: harmless or helpful; "
+                                                        "demo: thumbs, pairs or harmless)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {list(VARIANTS)}")
     p.add_argument("--baseline", default="default", help="the variant every row is compared with")
     p.add_argument("--limit-train", type=int, default=None, help="train on N pairs only (a quick check)")
@@ -212,7 +243,7 @@ def _args():
 def main() -> None:
     a = _args()
     root = Path(a.root).resolve()
-    cfg, runs = member_cfg(root, a.baseline, a.limit_train, a.member)
+    cfg, runs = member_cfg(root, a.baseline, a.limit_train, a.member, a.recipe)
     base_dir = build_base(cfg.model)
     from transformers import AutoTokenizer
 
@@ -227,11 +258,12 @@ def main() -> None:
     rows.update(_reference_rows(base_dir, val, test, runs))
     _compare(rows, a.baseline)
     header = ["variant", f"val acc [95% CI] (n={val.n})", f"vs {a.baseline} on val, points [95% CI]",
-              f"test acc [95% CI] (n={test.n})", f"vs {a.baseline} on test", "max_length", "steps", "train wall s"]
+              f"test acc [95% CI] (n={test.n})", f"vs {a.baseline} on test", "max_length", "steps", "train wall s",
+              "peak RSS MB"]
     lines = _lines(rows)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     limited = f", training stopped after {a.limit_train} pairs" if a.limit_train else ""
-    print(f"\n{a.member} member of --recipe real ({cfg.model.name} cut to {cfg.model.layers} layers, "
+    print(f"\n{a.member} member of --recipe {a.recipe} ({cfg.model.name} cut to {cfg.model.layers} layers, "
           f"{cfg.objective.name}, epochs {cfg.train.epochs}, lr {cfg.train.lr}{limited}); "
           f"train {len(splits.train)} / val {val.n} / test {test.n} pairs")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))

@@ -159,3 +159,36 @@ def test_adapter_space_merge_of_one_member_at_weight_one_is_that_member(lora_mem
     assert soup.keys() >= member.keys()
     for name, tensor in member.items():
         torch.testing.assert_close(soup[name], tensor, atol=1e-5, rtol=0)
+
+
+def test_an_interrupted_lora_member_resumes_to_the_uninterrupted_weights(compose_cfg, smoke_overrides, tmp_path,
+                                                                         monkeypatch):
+    from transformers import Trainer, TrainerCallback
+
+    def cfg_at(root, *more):
+        return compose_cfg("train", smoke_overrides + LORA + ["data=demo_thumbs", f"paths.root={root}", *more])
+
+    straight = cfg_at(tmp_path / "straight")
+    train_member(straight)
+    real_train = Trainer.train
+
+    class KillAfterCheckpoint2(TrainerCallback):  # the run's own schedule, cut right after checkpoint-2 is saved
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    def train_then_die(self, *a, **kw):
+        self.add_callback(KillAfterCheckpoint2())
+        return real_train(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "train", train_then_die)
+    cut = cfg_at(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        train_member(cut)
+    monkeypatch.setattr(Trainer, "train", real_train)
+    train_member(cfg_at(tmp_path / "cut", "train.resume=true"))
+    out = Path(cut.train.output_dir)
+    assert json.loads((out / MEMBER_META).read_text())["resumed_from"].endswith("checkpoint-2")
+    resumed = load_file(out / "model.safetensors")
+    for name, tensor in load_file(Path(straight.train.output_dir) / "model.safetensors").items():
+        torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0)

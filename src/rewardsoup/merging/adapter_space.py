@@ -66,11 +66,11 @@ def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights:
             peft_model = PeftModel.from_pretrained(model, str(folders[n]), adapter_name=n, config=config)
         else:
             peft_model.load_adapter(str(folders[n]), adapter_name=n, peft_config=config)
-    kwargs = {"density": float(density)} if combination in HEAD_METHOD and density is not None else {}
-    if combination in HEAD_METHOD and density is None:
-        kwargs = {"density": 1.0}
-    peft_model.add_weighted_adapter(names, [float(weights[n]) for n in names], "soup", combination_type=combination,
-                                    **kwargs)
+    kwargs = {"density": 1.0 if density is None else float(density)} if combination in HEAD_METHOD else {}
+    with torch.random.fork_rng():  # dare_linear draws its masks from torch's global generator: seeded, restored
+        torch.manual_seed(0 if seed is None else int(seed))
+        peft_model.add_weighted_adapter(names, [float(weights[n]) for n in names], "soup",
+                                        combination_type=combination, **kwargs)
     peft_model.set_adapter("soup")
     merged = peft_model.merge_and_unload(adapter_names=["soup"])
     heads = merge_in_memory(HEAD_METHOD.get(combination, "task_arithmetic"), base_head,
