@@ -11,13 +11,13 @@ row merges those members with those settings:
 Each row is scored on the test split of every dataset of `--datasets` through the one scoring path
 (`load_evalset` + `score_evalsets`, fp32), accuracy with its interval and the paired difference from
 `mergekit` on the same rows (`rewardsoup.scoring.stats.paired`), plus the merge's wall time and peak resident
-memory (VmHWM, reset before each merge). Run alone: timings on 2 cores are a measure of the load otherwise.
+memory the merge added (VmHWM, reset just before it, minus the resident memory then). Run alone: timings on 2 cores are a measure of the load otherwise.
 
     .venv/bin/python bench/lora_merge.py --soup outputs/soups/best-optuna-ties-lora [--datasets demo]
         [--combinations ties,dare_linear,svd,cat] [--root outputs]
 
 Last line: JSON {"rows": {name: {"acc": {set: a}, "vs_mergekit": {set: {diff, lo, hi, verdict}}, "merge_s",
-"peak_rss_mb"}}, "members", "weights", "density", "n": {set: rows}}.
+"peak_extra_mb"}}, "members", "weights", "density", "n": {set: rows}}.
 """
 
 from __future__ import annotations
@@ -44,26 +44,26 @@ from rewardsoup.scoring.evalsets import load_evalset  # noqa: E402
 from rewardsoup.scoring.metrics import row_credit, score_evalsets  # noqa: E402
 
 
-def _reset_peak() -> None:
+def _status_mb(key: str) -> float | None:
     try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: restart the peak resident memory (VmHWM)
-    except OSError:
-        pass
-
-
-def _peak_mb() -> float | None:
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key + ":"))
     except (OSError, StopIteration):
         return None
     return int(line.split()[1]) / 1024
 
 
 def _timed(build):
-    _reset_peak()
+    """(model, wall s, the memory the merge added at its peak in MB: VmHWM, reset just before, minus the RSS then;
+    the process keeps what earlier rows allocated, so a plain peak would grow row by row)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: restart the peak resident memory (VmHWM)
+    except OSError:
+        pass
+    before = _status_mb("VmRSS")
     start = time.perf_counter()
     model = build()
-    return model, time.perf_counter() - start, _peak_mb()
+    wall, peak = time.perf_counter() - start, _status_mb("VmHWM")
+    return model, wall, None if peak is None or before is None else peak - before
 
 
 def _mergekit(soup_yaml: dict):
@@ -81,6 +81,11 @@ def _sets(group: str, root: Path, tokenizer_dir: Path) -> list:
     cfg = compose_cfg("merge", [f"datasets={group}", f"paths.root={root}"])
     return [load_evalset(name, cfg.datasets[name], "test", tokenizer_dir, int(cfg.trial.max_length), cfg.paths.cache,
                          scoring.truncation(cfg)) for name in cfg.datasets]
+
+
+def _vs(credit, reference) -> dict:
+    d = stats.paired(credit, reference)
+    return {**{k: round(v, 4) for k, v in d.items()}, "verdict": verdict(d)}
 
 
 def _args():
@@ -117,24 +122,23 @@ def main() -> None:
         scored = score_evalsets(model, sets, model.config.pad_token_id, 32)
         credits[name] = {s.evalset.name: row_credit(s.evalset, s.rewards) for s in scored}
         rows[name] = {"acc": {k: round(float(v.mean()), 4) for k, v in credits[name].items()},
-                      "merge_s": round(wall, 2), "peak_rss_mb": round(peak, 0) if peak else None}
-        print(f"[bench] {name}: merged in {wall:.1f}s, peak RSS {peak or 0:.0f} MB; "
+                      "merge_s": round(wall, 2), "peak_extra_mb": None if peak is None else round(peak)}
+        print(f"[bench] {name}: merged in {wall:.1f}s, peak +{peak or 0:.0f} MB; "
               + ", ".join(f"{k} {v:.3f}" for k, v in rows[name]["acc"].items()), flush=True)
         del model
     for name, r in rows.items():
-        r["vs_mergekit"] = None if name == "mergekit" else {
-            k: {**{x: round(y, 4) for x, y in (d := stats.paired(credits[name][k], credits["mergekit"][k])).items()},
-                "verdict": verdict(d)} for k in credits[name]}
+        r["vs_mergekit"] = None if name == "mergekit" else {k: _vs(credits[name][k], credits["mergekit"][k])
+                                                             for k in credits[name]}
     names = list(credits["mergekit"])
     print(f"\nLoRA members {', '.join(members)} (weights {', '.join(f'{w:.3f}' for w in weights.values())}, density "
           f"{density}); test rows: " + ", ".join(f"{k} n={len(v)}" for k, v in credits["mergekit"].items()))
-    print("| merge | " + " | ".join(names) + " | merge s | peak RSS MB |")
+    print("| merge | " + " | ".join(names) + " | merge s | peak extra MB |")
     print("|---|" + "---|" * (len(names) + 2))
     for name, r in rows.items():
         cells = [f"{r['acc'][k]:.3f}" + ("" if r["vs_mergekit"] is None else
                  f" ({100 * r['vs_mergekit'][k]['diff']:+.1f} [{100 * r['vs_mergekit'][k]['lo']:+.1f}, "
                  f"{100 * r['vs_mergekit'][k]['hi']:+.1f}] {r['vs_mergekit'][k]['verdict']})") for k in names]
-        print(f"| {name} | " + " | ".join(cells) + f" | {r['merge_s']:.1f} | {r['peak_rss_mb'] or '-'} |")
+        print(f"| {name} | " + " | ".join(cells) + f" | {r['merge_s']:.1f} | {r['peak_extra_mb']} |")
     print("(+x.x [lo, hi]) = points against mergekit's merge of the same members, paired on the same rows.")
     print(json.dumps({"rows": rows, "members": members, "weights": weights, "density": density,
                       "n": {k: len(v) for k, v in credits["mergekit"].items()}}))

@@ -19,8 +19,9 @@ Resumable and cheap to re-run: a variant whose member folder exists is not train
 written atomically; an interrupted one resumes from its checkpoint), and its scores are cached beside it.
 `--limit-train N` stops training after N pairs (max_steps = N / batch size; the splits are unchanged) and
 keeps its members in their own folder. `--recipe demo --member harmless` varies a demo member instead (the
-LoRA variants: `--variants recipe,lora_r4,lora_r16,lora_r64 --baseline recipe`, docs/lora.md). Each trained
-variant's peak resident memory (VmHWM, reset before it trains) is a column. Last line: JSON with every row.
+LoRA variants: `--variants recipe,lora_r4,lora_r16,lora_r64 --baseline recipe`, docs/lora.md). Memory is not a
+column: variants train in one process, which keeps what earlier ones allocated (measure one `train.py` per
+process with `/usr/bin/time -v` instead). Last line: JSON with every row.
 """
 
 from __future__ import annotations
@@ -69,22 +70,6 @@ VARIANTS = {
     **{f"lora_r16_lr{lr}": ["train.lora.enabled=true", f"train.lr={lr}", "train.lora.r=16", "train.lora.alpha=32"]
        for lr in ("2e-4", "1e-3")},
 }
-
-
-def _reset_peak() -> None:
-    """Linux: restart this process's peak resident memory (VmHWM), so the next training's peak is its own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def _peak_mb() -> float | None:
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return None
-    return int(line.split()[1]) / 1024
 
 
 def _slug(member: str, name: str) -> str:
@@ -148,15 +133,11 @@ def _variant_row(root: Path, variant: str, a, splits, tokenizer, sets: dict, run
         print(f"[bench] {variant}: member exists ({out}), not retrained", flush=True)
     else:
         print(f"[bench] {variant}: training {' '.join(VARIANTS[variant]) or '(recipe settings)'}", flush=True)
-        _reset_peak()
         train_member(vcfg)
-        atomic_write_json(out.with_name(out.name + ".peak.json"), {"peak_rss_mb": _peak_mb()})
     meta = json.loads((out / MEMBER_META).read_text())
-    peak = out.with_name(out.name + ".peak.json")
     val, test = _sets(splits, tokenizer, int(vcfg.train.max_length), sets)
     r_val, r_test = _score(out, [val, test], runs / "scores" / f"{_slug(a.member, variant)}.json")
     return {"kind": "variant", "overrides": VARIANTS[variant], "wall_s": meta["train_wall_s"],
-            "peak_rss_mb": json.loads(peak.read_text())["peak_rss_mb"] if peak.exists() else None,
             "steps": meta["steps"], "max_length": int(vcfg.train.max_length),
             "val_credit": row_credit(val, r_val), "test_credit": row_credit(test, r_test)}
 
@@ -190,8 +171,7 @@ def _lines(rows: dict) -> list[list[str]]:
             cells += [f"{r[f'{split}_acc']:.3f} [{r[f'{split}_lo']:.3f}, {r[f'{split}_hi']:.3f}]",
                       "-" if d is None else f"{_fmt_diff(d)} {verdict(d)}"]
         lines.append(cells + [str(r.get("max_length", "-")), str(r.get("steps", "-")),
-                              f"{r['wall_s']:.0f}" if "wall_s" in r else "-",
-                              f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "-"])
+                              f"{r['wall_s']:.0f}" if "wall_s" in r else "-"])
     return lines
 
 
@@ -205,7 +185,6 @@ def _result(rows: dict, a, splits, val, test) -> dict:
                 name: {"val_acc": round(r["val_acc"], 4), "test_acc": round(r["test_acc"], 4),
                        "test_ci": [round(r["test_lo"], 4), round(r["test_hi"], 4)], "wall_s": r.get("wall_s"),
                        "steps": r.get("steps"), "max_length": r.get("max_length"), "overrides": r.get("overrides"),
-                       "peak_rss_mb": r.get("peak_rss_mb"),
                        "vs_baseline_val": vs(r["val_vs"]), "vs_baseline_test": vs(r["test_vs"])}
                 for name, r in rows.items()}}
 
@@ -258,8 +237,7 @@ def main() -> None:
     rows.update(_reference_rows(base_dir, val, test, runs))
     _compare(rows, a.baseline)
     header = ["variant", f"val acc [95% CI] (n={val.n})", f"vs {a.baseline} on val, points [95% CI]",
-              f"test acc [95% CI] (n={test.n})", f"vs {a.baseline} on test", "max_length", "steps", "train wall s",
-              "peak RSS MB"]
+              f"test acc [95% CI] (n={test.n})", f"vs {a.baseline} on test", "max_length", "steps", "train wall s"]
     lines = _lines(rows)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     limited = f", training stopped after {a.limit_train} pairs" if a.limit_train else ""

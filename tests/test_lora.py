@@ -192,3 +192,21 @@ def test_an_interrupted_lora_member_resumes_to_the_uninterrupted_weights(compose
     resumed = load_file(out / "model.safetensors")
     for name, tensor in load_file(Path(straight.train.output_dir) / "model.safetensors").items():
         torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0)
+
+
+def test_adapter_space_cat_of_three_members_is_task_arithmetic_of_their_full_weights(lora_member, tiny_base_dir):
+    """`cat` keeps every adapter whole, so the soup is base + sum_k w_k (member_k - base): mergekit's
+    task_arithmetic over the materialised members (the project's in-memory copy of its math)."""
+    from rewardsoup.merging.adapter_space import merge_adapters
+    from rewardsoup.merging.in_memory import merge_in_memory
+
+    members = {"pairs": lora_member("data=demo_pairs", "objective=pairwise"),
+               "thumbs": lora_member("data=demo_thumbs", "objective=binary"),
+               "harmless": lora_member("data=demo_harmless", "objective=pairwise")}
+    weights = {"pairs": 0.7, "thumbs": 0.4, "harmless": 0.2}
+    soup = merge_adapters(tiny_base_dir, members, weights, "cat").state_dict()
+    expected = merge_in_memory("task_arithmetic", load_file(tiny_base_dir / "model.safetensors"),
+                               {n: load_file(p / "model.safetensors") for n, p in members.items()}, weights=weights)
+    assert not torch.equal(expected["score.weight"], load_file(tiny_base_dir / "model.safetensors")["score.weight"])
+    for name, tensor in expected.items():
+        torch.testing.assert_close(soup[name], tensor, atol=1e-5, rtol=0)

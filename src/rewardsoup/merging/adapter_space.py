@@ -49,7 +49,8 @@ def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights:
     """The adapter-space soup of `members` (LoRA members or adapter folders) on `base`: a transformers model
     (fp32, eval mode) with the combined adapter applied and the merged head."""
     import torch
-    from peft import LoraConfig, PeftModel
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
 
     if combination not in COMBINATIONS:
@@ -59,13 +60,18 @@ def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights:
     model = AutoModelForSequenceClassification.from_pretrained(str(base), dtype=torch.float32)
     base_head = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(f"{HEAD}.")}
     peft_model = None
-    for n in names:
+    for n in names:  # each adapter added under its name with its own LoRA settings, its weights set from its file
         config = LoraConfig.from_pretrained(str(folders[n]))
-        config.modules_to_save = None  # heads are merged apart: peft refuses several adapters saving one module
+        # heads are merged apart: peft refuses several adapters saving one module, and its sequence-classification
+        # wrapper would add the head back (task_type SEQ_CLS): the adapters go in as plain LoRA on the model
+        config.modules_to_save, config.task_type = None, None
         if peft_model is None:
-            peft_model = PeftModel.from_pretrained(model, str(folders[n]), adapter_name=n, config=config)
+            peft_model = get_peft_model(model, config, adapter_name=n)
         else:
-            peft_model.load_adapter(str(folders[n]), adapter_name=n, peft_config=config)
+            peft_model.add_adapter(n, config)
+        lora = {k: v for k, v in load_file(str(folders[n] / ADAPTER_WEIGHTS)).items() if "lora_" in k}
+        if set_peft_model_state_dict(peft_model, lora, adapter_name=n).unexpected_keys:
+            raise ModelError(f"member {n!r}: {folders[n]} has LoRA weights for modules the base lacks")
     kwargs = {"density": 1.0 if density is None else float(density)} if combination in HEAD_METHOD else {}
     with torch.random.fork_rng():  # dare_linear draws its masks from torch's global generator: seeded, restored
         torch.manual_seed(0 if seed is None else int(seed))
