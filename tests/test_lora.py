@@ -137,16 +137,22 @@ def test_a_plain_peft_adapter_is_a_member_when_valid_and_refused_without_its_hea
         member_folders({"moved": str(tmp_path / "moved")}, tiny_base_dir, tmp_path / "cache")
 
 
-def test_merge_py_refuses_a_headless_adapter_member_with_one_error_line(tmp_path, tiny_base_dir, tiny_members):
-    headless = _plain_peft_adapter(tmp_path / "headless", tiny_base_dir, head=False)
+@pytest.mark.parametrize("bad", ["headless", "other-base"])
+def test_merge_py_refuses_a_bad_adapter_member_with_one_error_line(tmp_path, tiny_base_dir, tiny_members, bad):
+    adapter = _plain_peft_adapter(tmp_path / bad, tiny_base_dir, head=bad != "headless")
+    if bad == "other-base":  # trained on a base of the same shapes elsewhere: its differences mean nothing here
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        (tmp_path / "elsewhere").mkdir()
+        (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path / "elsewhere")}))
     args = ["logger=none", "model=tiny_gpt2", f"model.base_dir={tiny_base_dir}", f"paths.root={tmp_path / 'out'}",
             f"members.thumbs={tiny_members['thumbs']}", f"members.pairs={tiny_members['pairs']}",
-            f"members.harmless={headless}"]
+            f"members.harmless={adapter}"]
     proc = subprocess.run([sys.executable, "merge.py", *args], cwd=ROOT, capture_output=True, text=True)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
-    assert str(headless) in errors[0] and "saved no 'score' head" in errors[0]
-    assert not list((tmp_path / "out").glob("soups/*"))
+    assert str(adapter) in errors[0]
+    assert ("saved no 'score' head" if bad == "headless" else "not the recipe's base") in errors[0]
+    assert not list((tmp_path / "out").glob("soups/*")) and not list((tmp_path / "out").glob("cache/adapters/*"))
 
 
 @pytest.mark.parametrize("combination", ["ties", "cat"])
