@@ -2,9 +2,9 @@
 
 glibc's malloc serves every block above its mmap threshold (128 KiB, rising to at most 32 MiB) with a fresh
 `mmap` and gives it back with `munmap` when freed; a heap top above 128 KiB is trimmed back to the kernel
-the same way. A transformer's activations are such blocks (a 32-text batch at 256 tokens: 19 MiB hidden
-states, 75 MiB attention scores), allocated and freed in every layer of every batch, so each pass maps
-fresh zeroed pages and faults them in again: `make demo` took 20 million page faults and 117 s of system
+the same way. A transformer's activations are such blocks (a 32-text batch at 256 tokens: 18 MiB hidden
+states, 72 MiB attention probabilities over SmolLM2's 9 heads), allocated and freed in every layer of every
+batch, so each pass maps fresh zeroed pages and faults them in again: `make demo` took 20 million page faults and 117 s of system
 time for 949 s of user time. Raising the threshold and the trim limit once, at the start of a job, keeps
 those blocks in the heap for the next batch (a scoring pass 7% faster on the demo, bench/forward_options.py
 with and without; the same outputs: only where memory comes from changes). The cost is that the process

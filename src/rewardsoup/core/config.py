@@ -73,14 +73,22 @@ ADAPTER_CONFIG = "adapter_config.json"  # marks a peft adapter folder (rewardsou
 
 
 def model_folder(path: Any) -> str | None:
-    """A folder holding a saved model's config.json (a member, a soup) or a peft LoRA adapter (a member trained
-    elsewhere: models/adapters.py checks and applies it): checked before any run folder."""
-    if (Path(str(path)) / "config.json").is_file() or (Path(str(path)) / ADAPTER_CONFIG).is_file():
+    """A folder holding a saved model's config.json (a member, a soup): checked before any run folder."""
+    if (Path(str(path)) / "config.json").is_file():
         return None
     if (Path(str(path)) / ROUTED_MANIFEST).is_file():
         return (f"a routed soup ({ROUTED_MANIFEST}): weights that change with each prompt, which this job (and "
                 f"mergekit) cannot take; its shared/ folder is the static soup it routes from")
-    return f"not a model folder (no config.json or {ADAPTER_CONFIG} there)"
+    return "not a model folder (no config.json there)"
+
+
+def member_folder(path: Any) -> str | None:
+    """A merge member: a saved model, or a peft LoRA adapter folder (trained elsewhere: the merge request checks
+    and applies it, models/adapters.py)."""
+    if (Path(str(path)) / ADAPTER_CONFIG).is_file():
+        return None
+    why = model_folder(path)
+    return None if why is None else why.replace("no config.json there", f"no config.json or {ADAPTER_CONFIG} there")
 
 
 def scorer_folder(path: Any) -> str | None:

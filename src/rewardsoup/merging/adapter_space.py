@@ -17,31 +17,21 @@ from typing import Mapping
 
 from rewardsoup.core.errors import ConfigError, ModelError
 from rewardsoup.merging.in_memory import merge_in_memory
-from rewardsoup.models.adapters import ADAPTER_WEIGHTS, HEAD, is_adapter
+from rewardsoup.models.adapters import ADAPTER_DIR, ADAPTER_WEIGHTS, is_adapter, saved_head
+from rewardsoup.models.base import HEAD
 
 COMBINATIONS = ("ties", "dare_linear", "svd", "cat", "linear")  # peft's add_weighted_adapter types offered
 HEAD_METHOD = {"ties": "ties", "dare_linear": "dare_linear"}  # the head's full-space method; else task_arithmetic
-MEMBER_ADAPTER = "adapter"  # a LoRA member's adapter inside its folder (training/lora.py ADAPTER_DIR)
 
 
 def adapter_folder(member: str | Path, who: str) -> Path:
     """The peft adapter of a member: the folder itself (an adapter trained elsewhere) or its `adapter/`."""
     p = Path(str(member))
-    for folder in (p, p / MEMBER_ADAPTER):
+    for folder in (p, p / ADAPTER_DIR):
         if is_adapter(folder) and (folder / ADAPTER_WEIGHTS).is_file():
             return folder
-    raise ModelError(f"{who}: {p} is not a LoRA member (no peft adapter there or in {MEMBER_ADAPTER}/): "
+    raise ModelError(f"{who}: {p} is not a LoRA member (no peft adapter there or in {ADAPTER_DIR}/): "
                      f"adapter-space merges take members trained with train.lora.enabled=true")
-
-
-def _head_tensors(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(folder / ADAPTER_WEIGHTS))
-    heads = {k.rsplit(f"{HEAD}.", 1)[-1]: v for k, v in tensors.items() if f".{HEAD}." in f".{k}" and "lora_" not in k}
-    if not heads:
-        raise ModelError(f"{folder} saved no '{HEAD}' head (modules_to_save): its member has no trained head")
-    return {f"{HEAD}.{k.removeprefix('modules_to_save.default.')}": v for k, v in heads.items()}
 
 
 def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights: Mapping[str, float],
@@ -59,7 +49,7 @@ def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights:
     folders = {n: adapter_folder(members[n], f"member {n!r}") for n in names}
     model = AutoModelForSequenceClassification.from_pretrained(str(base), dtype=torch.float32)
     base_head = {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(f"{HEAD}.")}
-    peft_model = None
+    peft_model, heads = None, {}
     for n in names:  # each adapter added under its name with its own LoRA settings, its weights set from its file
         config = LoraConfig.from_pretrained(str(folders[n]))
         # heads are merged apart: peft refuses several adapters saving one module, and its sequence-classification
@@ -69,7 +59,11 @@ def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights:
             peft_model = get_peft_model(model, config, adapter_name=n)
         else:
             peft_model.add_adapter(n, config)
-        lora = {k: v for k, v in load_file(str(folders[n] / ADAPTER_WEIGHTS)).items() if "lora_" in k}
+        saved = load_file(str(folders[n] / ADAPTER_WEIGHTS))  # read once: its LoRA factors and its head
+        heads[n] = saved_head(saved)
+        if not heads[n]:
+            raise ModelError(f"member {n!r}: {folders[n]} saved no '{HEAD}' head (modules_to_save)")
+        lora = {k: v for k, v in saved.items() if "lora_" in k}
         if set_peft_model_state_dict(peft_model, lora, adapter_name=n).unexpected_keys:
             raise ModelError(f"member {n!r}: {folders[n]} has LoRA weights for modules the base lacks")
     kwargs = {"density": 1.0 if density is None else float(density)} if combination in HEAD_METHOD else {}
@@ -80,7 +74,7 @@ def merge_adapters(base: str | Path, members: Mapping[str, str | Path], weights:
     peft_model.set_adapter("soup")
     merged = peft_model.merge_and_unload(adapter_names=["soup"])
     heads = merge_in_memory(HEAD_METHOD.get(combination, "task_arithmetic"), base_head,
-                            {n: _head_tensors(folders[n]) for n in names}, weights=dict(weights),
+                            heads, weights=dict(weights),
                             density=density if combination in HEAD_METHOD else None, seed=seed)
     with torch.no_grad():
         for k, v in merged.state_dict().items():

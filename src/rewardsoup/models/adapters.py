@@ -23,10 +23,10 @@ from filelock import FileLock
 from rewardsoup.core.atomic import atomic_dir, atomic_write_json
 from rewardsoup.core.config import ADAPTER_CONFIG
 from rewardsoup.core.errors import ModelError
-from rewardsoup.models.base import BASE_META
+from rewardsoup.models.base import BASE_META, HEAD
 
+ADAPTER_DIR = "adapter"  # a LoRA member's peft adapter, inside the member's folder (training/lora.py writes it)
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-HEAD = "score"  # the one-logit head of every base and member
 SOURCE = "rewardsoup_adapter.json"  # beside a materialised adapter: which adapter, on which base
 
 
@@ -46,9 +46,25 @@ def _same_base(recorded: str, base: Path) -> bool:
     return meta.is_file() and theirs.is_file() and json.loads(meta.read_text()) == json.loads(theirs.read_text())
 
 
-def _head(tensors: Mapping[str, object]) -> list[str]:
-    """The adapter's saved score-head tensors (peft saves `modules_to_save` as `base_model.model.score.*`)."""
-    return [k for k in tensors if f".{HEAD}." in f".{k}" and "lora_" not in k]
+def saved_head(tensors: Mapping[str, object]) -> dict:
+    """The score head an adapter saved (peft writes `modules_to_save` as `base_model.model.score.*`), under the
+    full model's names (`score.weight`); empty when it saved none."""
+    out = {}
+    for k, v in tensors.items():
+        if f".{HEAD}." in f".{k}" and "lora_" not in k:
+            out[f"{HEAD}." + k.rsplit(f"{HEAD}.", 1)[-1].removeprefix("modules_to_save.default.")] = v
+    return out
+
+
+def _base_head(base: Path):
+    """The base's initial score weight, read alone from its safetensors (no other tensor is loaded)."""
+    from safetensors import safe_open
+
+    for f in sorted(base.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as handle:
+            if f"{HEAD}.weight" in handle.keys():
+                return handle.get_tensor(f"{HEAD}.weight")
+    return None
 
 
 def check_adapter(folder: str | Path, base: str | Path, who: str) -> dict:
@@ -58,6 +74,8 @@ def check_adapter(folder: str | Path, base: str | Path, who: str) -> dict:
     from safetensors.torch import load_file
 
     folder, base = Path(str(folder)), Path(str(base))
+    if not (folder / ADAPTER_CONFIG).is_file():
+        raise ModelError(f"{who}: {folder} has no {ADAPTER_CONFIG} (not a peft adapter folder)")
     try:
         config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -71,14 +89,11 @@ def check_adapter(folder: str | Path, base: str | Path, who: str) -> dict:
     weights = folder / ADAPTER_WEIGHTS
     if not weights.is_file():
         raise ModelError(f"{who}: {folder} has no {ADAPTER_WEIGHTS} (save the adapter with save_pretrained)")
-    tensors = load_file(str(weights))
-    head = _head(tensors)
+    head = saved_head(load_file(str(weights)))
     if not head:
         raise ModelError(f"{who}: {folder} saved no '{HEAD}' head: a reward adapter must train and save it "
                          f"(peft LoraConfig(modules_to_save=['{HEAD}']) or task_type='SEQ_CLS')")
-    initial = load_file(str(base / "model.safetensors")) if (base / "model.safetensors").is_file() else {}
-    start = initial.get(f"{HEAD}.weight")
-    saved = next((tensors[k] for k in head if k.endswith("weight")), None)
+    start, saved = _base_head(base), head.get(f"{HEAD}.weight")
     if start is not None and saved is not None and saved.shape == start.shape and torch.equal(saved, start):
         raise ModelError(f"{who}: {folder}'s '{HEAD}' head still equals the base's initial head: it was never "
                          f"trained (was '{HEAD}' left out of the trainable modules?)")
@@ -86,18 +101,28 @@ def check_adapter(folder: str | Path, base: str | Path, who: str) -> dict:
 
 
 def _digest(folder: Path, base: Path) -> str:
+    """The adapter's files by content; the base by its metadata and its weights' sizes and times (hashing the
+    base's bytes would read it again on every sweep trial that resolves the member)."""
     h = hashlib.sha256()
-    for f in sorted(folder.glob("*.json")) + [folder / ADAPTER_WEIGHTS] + sorted(base.glob("*.safetensors")):
+    for f in sorted(folder.glob("*.json")) + [folder / ADAPTER_WEIGHTS]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
+    h.update(str(base.resolve()).encode())
+    for f in sorted(base.glob("*.safetensors")) + [base / BASE_META]:
+        if f.is_file():
+            h.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
     return h.hexdigest()[:12]
 
 
 def materialise(folder: str | Path, base: str | Path, cache: str | Path, name: str) -> Path:
     """The full member of adapter `folder` on `base` (checked first), written once under `cache/adapters`."""
     folder, base = Path(str(folder)), Path(str(base))
-    check_adapter(folder, base, f"member {name!r}")
+    if not (folder / ADAPTER_WEIGHTS).is_file():
+        check_adapter(folder, base, f"member {name!r}")  # names what is missing
     out = Path(str(cache)) / "adapters" / f"{name}-{_digest(folder, base)}"
+    if (out / SOURCE).is_file():  # checked and applied before: the same adapter bytes on the same base
+        return out
+    check_adapter(folder, base, f"member {name!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock"):  # parallel sweep trials: one applies it, the others then find it
         if not (out / SOURCE).is_file():

@@ -24,6 +24,7 @@ from rewardsoup.models.assets import resolve_model
 
 BASE_META = "rewardsoup_base.json"  # beside the base's weights (build_base)
 MEMBER_META = "rewardsoup_member.json"  # beside a trained member's weights (training.member); marks a member folder
+HEAD = "score"  # the one-logit head of every base and member: GPT-2 / Llama sequence classifiers name it so
 HEAD_SEED = 0  # the score head's generator seed: the same base bytes on every machine
 
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, finite, model_folder,
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, finite, member_folder,
                                     not_negative, one_of, store, within)
 from rewardsoup.data.config import DataConfig
 from rewardsoup.merging.config import MergeConfig
@@ -108,7 +108,7 @@ class MergeJobConfig:
     scoring: ScoringConfig = MISSING
     model: ModelConfig = MISSING
     # member name -> folder (conf/members): a missing folder stops the job before any merge or sweep trial
-    members: Dict[str, str] = checked(factory=dict, each=model_folder)
+    members: Dict[str, str] = checked(factory=dict, each=member_folder)
     merge: MergeConfig = MISSING
     datasets: Dict[str, DataConfig] = field(default_factory=dict)  # the eval sets (conf/datasets)
     search: Dict[str, Any] = field(default_factory=dict)  # search=grid's package; optuna writes elsewhere

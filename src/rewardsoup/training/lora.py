@@ -20,11 +20,10 @@ from typing import Any, Mapping
 
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
+from rewardsoup.models.adapters import ADAPTER_DIR
 from rewardsoup.models.assets import resolve_model
-from rewardsoup.models.base import BASE_META
-from rewardsoup.training.objectives import HEAD
+from rewardsoup.models.base import BASE_META, HEAD
 
-ADAPTER_DIR = "adapter"  # a LoRA member's peft adapter, inside the member's folder
 ALL_LINEAR = "all-linear"  # peft's shorthand: every linear layer but the head
 
 

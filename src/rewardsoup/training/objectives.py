@@ -32,6 +32,7 @@ from rewardsoup.data.loading import Splits, check_trainable
 from rewardsoup.data.schema import pair_texts
 from rewardsoup.core.registry import lookup
 from rewardsoup.core.errors import ConfigError, ModelError
+from rewardsoup.models.base import HEAD
 from rewardsoup.data.mix import MIXED
 from rewardsoup.scoring.rewards import tokenize
 from rewardsoup.training.multitask import MixedCollator, multitask_loss, tokenize_mixed
@@ -79,7 +80,6 @@ def adapt_splits(splits: Splits, objective: "Objective", objective_cfg: Mapping)
 
 
 # ------------------------------------------------------------------------------------ score head + optimizer
-HEAD = "score"  # the one-logit head of every base and member (base.py): GPT-2 / Llama sequence classifiers
 # Trainer.get_decay_parameter_names' rule (transformers 5.24): no weight decay on biases, norms, LayerNorm
 NO_DECAY_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
 
