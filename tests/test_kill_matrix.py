@@ -29,7 +29,8 @@ from rewardsoup.models.assets import resolve_model
 from rewardsoup.models.cards import CARD
 from rewardsoup.sweep import ledger
 from rewardsoup.sweep.pick import PICK_DONE
-from rewardsoup.training.member import MEMBER_META, _last_checkpoint
+from rewardsoup.core.checkpoints import last_checkpoint
+from rewardsoup.training.member import MEMBER_META
 
 DATASETS = ("demo_thumbs", "demo_pairs", "demo_harmless")
 SMALL = [f"datasets.{name}.limit=120" for name in DATASETS]  # a few dozen val and test rows each
@@ -137,7 +138,7 @@ def member_complete_or_absent(root: Path) -> None:
         assert meta["steps"] == TRAIN_STEPS and (final / CARD).exists() and (final / "tokenizer.json").exists()
         assert load_file(final / "model.safetensors")
     work = root / "members" / f".{MEMBER}.work"
-    resume = _last_checkpoint(work, TRAIN_STEPS, main=False) if work.exists() else None
+    resume = last_checkpoint(work, TRAIN_STEPS, main=False) if work.exists() else None
     if resume:  # what a rerun resumes from holds everything a resume reads
         names = {p.name for p in Path(resume).iterdir()}
         assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"} <= names, names

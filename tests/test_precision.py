@@ -37,7 +37,7 @@ def cpu_native(monkeypatch):
 def test_auto_is_bf16_exactly_where_native(cpu_native, compose_cfg, native):
     cpu_native(native)
     assert precision.bf16_native() is native
-    flags = member._precision("auto")
+    flags = member.trainer_precision("auto")
     assert flags == {"bf16": native, "fp16": False, "use_cpu": True}
     assert generator_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
     cfg = compose_cfg("merge", ["scoring.dtype=auto"])
@@ -54,14 +54,14 @@ def test_amx_alone_counts_as_native(cpu_native, monkeypatch):
 def test_cuda_with_bf16_is_native(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert precision.resolve("auto", "cuda") == "bf16" and member._precision("auto")["bf16"]
+    assert precision.resolve("auto", "cuda") == "bf16" and member.trainer_precision("auto")["bf16"]
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert precision.resolve("auto", "cuda:0") == "fp32" and not member._precision("auto")["bf16"]
+    assert precision.resolve("auto", "cuda:0") == "fp32" and not member.trainer_precision("auto")["bf16"]
 
 
 def test_fp32_forces_fp32_where_bf16_is_native(cpu_native, compose_cfg, tmp_path):
     cpu_native(True)
-    assert member._precision("fp32") == {"bf16": False, "fp16": False, "use_cpu": True}
+    assert member.trainer_precision("fp32") == {"bf16": False, "fp16": False, "use_cpu": True}
     cfg = compose_cfg("train", ["train.precision=fp32"])
     args = member._trainer_args(cfg.train, tmp_path, False, "x")
     assert args["bf16"] is False and args["fp16"] is False

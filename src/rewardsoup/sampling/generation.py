@@ -30,6 +30,21 @@ class Generator:
     model: Any
     tokenizer: Any
     chat: bool
+    family: str = ""  # `family()`: architecture and vocabulary; a tuned copy keeps its source's
+
+
+_FAMILY_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers")  # what fine-tuning never changes
+
+
+def family(config, tokenizer) -> str:
+    """What a generator shares with every fine-tuned copy of it and with no other model: its architecture
+    (`_FAMILY_FIELDS` of its config) and a hash of its tokenizer's vocabulary. A picks file records it, so the
+    tuning stage can refuse replies that another generator or tokenizer wrote (`tuning.picks`)."""
+    import hashlib
+
+    arch = "-".join(str(getattr(config, k, "")) for k in _FAMILY_FIELDS)
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
+    return f"{arch}-vocab-{hashlib.sha256(vocab).hexdigest()[:12]}"
 
 
 _GENERATORS: dict[tuple, Generator] = {}
@@ -73,7 +88,7 @@ def load_generator(spec: str, dtype: str = "auto", device: str = "cpu") -> Gener
     if not chat:
         log.warning("generator '%s' has no chat template; prompting it in the plain format "
                     "('\\n\\nHuman: ...\\n\\nAssistant:')", spec)
-    _GENERATORS[key] = Generator(model, tokenizer, chat)
+    _GENERATORS[key] = Generator(model, tokenizer, chat, family(model.config, tokenizer))
     return _GENERATORS[key]
 
 
@@ -110,10 +125,13 @@ def shared_prefill(model, enc: Mapping[str, Any], n: int) -> dict[str, Any]:
 
 
 def generate_replies(gen: Generator, items: Sequence[PromptItem], n: int,
-                     gen_cfg: Mapping[str, Any]) -> list[list[str]]:
-    """`n` sampled replies per prompt, all prompts in one left-padded `generate` call."""
+                     gen_cfg: Mapping[str, Any], greedy: bool = False) -> list[list[str]]:
+    """`n` sampled replies per prompt, all prompts in one left-padded `generate` call; `greedy`: the one most
+    likely reply per prompt (n must be 1), e.g. a fixed reply to judge a generator by."""
     import torch
 
+    if greedy and n != 1:
+        raise ValueError(f"greedy decoding gives one reply per prompt, not n={n}")
     tok = gen.tokenizer
     enc = tok([generator_prompt(gen, item) for item in items], return_tensors="pt", padding=True,
               truncation=True, max_length=int(gen_cfg["max_prompt_length"]), add_special_tokens=not gen.chat)
@@ -122,8 +140,9 @@ def generate_replies(gen: Generator, items: Sequence[PromptItem], n: int,
     with torch.no_grad():  # not inference_mode: measured 13x slower generate on CPU (torch 2.13, tf 5.24)
         share = n > 1 and width > 1 and gen_cfg.get("share_prompt", True)
         inputs = shared_prefill(gen.model, enc, n) if share else {**enc, "num_return_sequences": n}
-        out = gen.model.generate(
-            **inputs, do_sample=True, max_new_tokens=int(gen_cfg["max_new_tokens"]),
-            temperature=float(gen_cfg["temperature"]), top_p=float(gen_cfg["top_p"]), pad_token_id=tok.pad_token_id)
+        spread = ({"do_sample": False, "temperature": None, "top_p": None, "top_k": None} if greedy else
+                  {"do_sample": True, "temperature": float(gen_cfg["temperature"]), "top_p": float(gen_cfg["top_p"])})
+        out = gen.model.generate(**inputs, **spread, max_new_tokens=int(gen_cfg["max_new_tokens"]),
+                                 pad_token_id=tok.pad_token_id)
     texts = tok.batch_decode(out[:, width:], skip_special_tokens=True)
     return [[clean_reply(t, item) for t in texts[i * n:(i + 1) * n]] for i, item in enumerate(items)]

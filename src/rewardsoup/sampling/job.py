@@ -55,10 +55,12 @@ def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Seq
     return [(parts, rewards[end - len(parts):end]) for parts, end in zip(split, ends)]
 
 
-def best_row(item: PromptItem, replies: Sequence[str], parts, rewards: np.ndarray) -> dict[str, Any]:
-    """One output line of mode=best: prompt, every candidate with its reward, the argmax as `chosen`."""
+def best_row(item: PromptItem, replies: Sequence[str], parts, rewards: np.ndarray,
+             generator: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One output line of mode=best: prompt, every candidate with its reward, the argmax as `chosen`, and the
+    generator that wrote the candidates (`{"name", "family"}`; None when reranking given replies)."""
     k = int(np.argmax(rewards))
-    return {"where": item.where, "messages": item.messages, "prompt": parts[0][0],
+    return {"where": item.where, "messages": item.messages, "prompt": parts[0][0], "generator": generator,
             "candidates": [{"text": r, "reward": float(s)} for r, s in zip(replies, rewards)],
             "chosen": {"index": k, "text": replies[k], "reward": float(rewards[k])}}
 
@@ -121,6 +123,7 @@ def sample_job(cfg) -> dict[str, Any]:
     model.to(device)
     gen = None if rerank else load_generator(str(cfg.generator), str(gen_cfg.get("dtype", "auto")), device)
     name = f"{source}-{mode}-{'rerank' if rerank else f'n{n}-seed{cfg.seed}'}.jsonl"
+    origin = None if rerank else {"name": str(cfg.generator), "family": gen.family}
     output = Path(str(cfg.output)) if cfg.get("output") else Path(cfg.paths.root) / "samples" / name
     set_seed(int(cfg.seed))
     rows, lines, table, skipped = [], [], [], Counter()
@@ -135,7 +138,7 @@ def sample_job(cfg) -> dict[str, Any]:
                                           int(cfg.max_length), int(cfg.score_batch_size),
                                           scoring.share_prefix(cfg), scoring.truncation(cfg))
             for i, (item, reps, (parts, rewards)) in enumerate(zip(chunk, replies, scored)):
-                row = best_row(item, reps, parts, rewards)
+                row = best_row(item, reps, parts, rewards, origin)
                 rows.append(row)
                 table += [[start + i, row["prompt"], c["text"], c["reward"], k == row["chosen"]["index"]]
                           for k, c in enumerate(row["candidates"])]

@@ -49,6 +49,7 @@ from omegaconf import DictConfig
 
 from rewardsoup.core import precision
 from rewardsoup.core.atomic import atomic_dir, atomic_write_json
+from rewardsoup.core.checkpoints import last_checkpoint
 from rewardsoup.models.base import BASE_META, MEMBER_META, build_base, check_reward_model
 from rewardsoup.models.cards import write_member_card
 from rewardsoup.data.preflight import needs_tokenizer
@@ -83,7 +84,7 @@ def zero_head(model) -> None:
             params[name].zero_()
 
 
-def _precision(choice: str) -> dict[str, Any]:
+def trainer_precision(choice: str) -> dict[str, Any]:
     """TrainingArguments' precision flags: `auto` is bf16 wherever it is native (`core.precision`: CUDA with
     bf16, CPUs with AVX512-BF16 or AMX), fp32 elsewhere. bf16 is the Trainer's mixed precision (autocast over
     fp32 weights), so a member is saved in fp32 and merges as before; bench/precision.py measured it."""
@@ -102,7 +103,7 @@ def _process_state(t: DictConfig):
     from accelerate.utils import parse_flag_from_env
     from transformers import TrainingArguments
 
-    cpu = _precision(str(t.precision))["use_cpu"] or parse_flag_from_env("ACCELERATE_USE_CPU")
+    cpu = trainer_precision(str(t.precision))["use_cpu"] or parse_flag_from_env("ACCELERATE_USE_CPU")
     return PartialState(cpu=cpu, timeout=timedelta(seconds=TrainingArguments.ddp_timeout))
 
 
@@ -132,7 +133,7 @@ def _trainer_args(t: DictConfig, work_dir: Path, tracked: bool, name: str) -> di
         train_sampling_strategy="group_by_length", lr_scheduler_type=SCHEDULERS[str(t.scheduler)],
         logging_steps=int(t.logging_steps), logging_nan_inf_filter=False, save_strategy="steps", save_steps=int(t.save_steps),
         save_total_limit=2, eval_strategy="no", report_to=["wandb"] if tracked else [], run_name=name,
-        dataloader_num_workers=0, disable_tqdm=False, **_precision(str(t.precision)),
+        dataloader_num_workers=0, disable_tqdm=False, **trainer_precision(str(t.precision)),
     )
 
 
@@ -162,35 +163,6 @@ def _callbacks(evaluate, tracker, every_epoch: bool):
     return Validate()
 
 
-def _trainer_state(ckpt: Path) -> dict | None:
-    """The Trainer writes trainer_state.json last: a checkpoint without a readable one was cut short (None)."""
-    try:
-        return json.loads((ckpt / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _finished(state: dict, max_steps: int) -> bool:
-    """A checkpoint at this run's last step (train.max_steps, else the one its run planned): transformers resumed
-    from it takes one optimizer step more (it checks the limit after a step), so it is not resumed from."""
-    return int(state.get("global_step", 0)) >= (max_steps if max_steps > 0 else int(state.get("max_steps") or 0)) > 0
-
-
-def _last_checkpoint(work_dir: Path, max_steps: int, main: bool = True) -> str | None:
-    """The newest COMPLETE checkpoint short of the last step, so a rerun replays the end exactly; the main
-    process removes ones a kill cut short so they are never resumed."""
-    ckpts = sorted((work_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    for ckpt in reversed(ckpts):
-        state = _trainer_state(ckpt)
-        if state is not None and not _finished(state, max_steps):
-            return str(ckpt)
-        if state is not None or not main:
-            continue
-        print(f"[rewardsoup] {ckpt.name} is incomplete (interrupted while saving); removing it", flush=True)
-        shutil.rmtree(ckpt, ignore_errors=True)
-    return None
-
-
 def _prepared_data(cfg: DictConfig, objective, splits, tokenizer, say=print):
     """The tokenized train set of the checked splits (`member_data`) and its truncation counts."""
     max_length = int(cfg.train.max_length)
@@ -210,7 +182,7 @@ def _validator(splits, tokenizer, t: DictConfig):
     validates in bf16, as the recipes' sweep trials score); a mix is validated on each part's val split
     (`<part>/<metric>` keys) and its `accuracy` is their mean, as the sweep objective averages datasets."""
     sets = [evalset_from_split(p.name, p.schema, p.val, tokenizer, int(t.max_length)) for p in splits.parts or [splits]]
-    dtype = "bf16" if _precision(str(t.precision))["bf16"] else "fp32"  # forwards at training's own precision
+    dtype = "bf16" if trainer_precision(str(t.precision))["bf16"] else "fp32"  # forwards at training's own precision
 
     def evaluate(model) -> dict:
         model, pad, batch = lora.unwrapped(model), tokenizer.pad_token_id, int(t.eval_batch_size)
@@ -231,7 +203,7 @@ def _work_dir(t: DictConfig, main: bool = True) -> tuple[Path, str | None]:
     main process removes anything; the other ranks run this after it (main_process_first) and only read."""
     final = Path(t.output_dir)
     work_dir = final.with_name(f".{final.name}.work")
-    resume_from = _last_checkpoint(work_dir, int(t.max_steps), main) if t.resume else None
+    resume_from = last_checkpoint(work_dir, int(t.max_steps), main) if t.resume else None
     if not main:
         return work_dir, resume_from
     if t.resume and resume_from is None:
