@@ -12,7 +12,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     """The demo with its seed runs (demo_warm: the demo recipe + two seeds of harmless and their average)."""
     demo = pipeline.load_recipe("demo_warm")
     demo.sample = False  # best-of-N has its own tests
-    monkeypatch.setattr(pipeline, "load_recipe", lambda name: demo)
+    monkeypatch.setattr(pipeline, "load_recipe", lambda name, loop_args=(): demo)
     overrides = ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
                  "hydra.sweeper.n_trials=3", "trial.max_length=64", "pick.bootstrap=50"]
     first = pipeline.run_recipe("demo", overrides)
@@ -136,7 +136,7 @@ def test_a_bad_data_file_stops_the_pipeline_before_the_base_is_built(out_root, t
     recipe = recipes.Recipe("bad", members=[recipes.Member("thumbs", "demo_thumbs", "binary")], sample=False,
                             alternatives=[recipes.Member("mine", "local_pairs", "pairwise", [f"data.source={bad}"],
                                                          alternative=True)])
-    monkeypatch.setattr(pipeline, "load_recipe", lambda name: recipe)
+    monkeypatch.setattr(pipeline, "load_recipe", lambda name, loop_args=(): recipe)
     monkeypatch.setattr(sys, "argv", ["rewardsoup.pipeline", "experiment=smoke"])
     with pytest.raises(SystemExit) as exit_info:
         pipeline.main()

@@ -67,7 +67,9 @@ def test_output_lines_hold_every_candidate_and_the_argmax(sample, prompts_file, 
     rows = _lines(out)
     assert len(rows) == 3
     for row, given in zip(rows, PROMPTS):
-        assert set(row) == {"where", "messages", "prompt", "candidates", "chosen"}
+        assert set(row) == {"where", "messages", "prompt", "generator", "candidates", "chosen"}
+        assert row["generator"] == {"name": resolve_model("tiny:gpt2"),
+                                    "family": generation.load_generator(resolve_model("tiny:gpt2")).family}
         assert len(row["candidates"]) == 3 and all(isinstance(c["reward"], float) for c in row["candidates"])
         rewards = [c["reward"] for c in row["candidates"]]
         assert row["chosen"]["index"] == int(np.argmax(rewards))

@@ -231,3 +231,19 @@ def _harmless(rng: random.Random) -> list[dict]:
         for row, target in zip(group, targets):
             row["rejected"] = _closest(make, target)
     return rng.sample(harmful, half) + rng.sample(benign, DEMO_SIZES["harmless"] - half)
+
+
+# --- role-play prompts (the loop recipe's generator prompts) ---------------------------------------
+
+
+def roleplay_prompts(seed: int = 0) -> list[dict]:
+    """Every distinct role-play opening of the thumbs personas (a bot's greeting, then a user line: the bot's
+    own openers and the generic ones), as `{"messages": [...]}` prompt rows in a seeded order: 10 bots x 3
+    greetings x 26 user lines = 780 prompts. The reply the generator writes is the bot's next turn, the
+    kind of text the thumbs set judges."""
+    rows = [{"messages": [{"role": "assistant", "name": p["name"], "content": greeting},
+                          {"role": "user", "name": "User", "content": opener}]}
+            for p in T.PERSONAS.values() for greeting in p["greetings"]
+            for opener in p["openers"] + T.GENERIC_USER_OPENERS]
+    random.Random(f"rewardsoup-roleplay-{seed}").shuffle(rows)
+    return rows

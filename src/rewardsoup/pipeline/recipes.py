@@ -1,7 +1,8 @@
 """Recipes of the main job: conf/recipe/<name>.yaml, and composing the entry points' configs for them.
 
 A recipe lists its members (name, data, objective and their own `train.*` overrides), the recipe-wide
-train.py and merge.py overrides, and whether to sample. Overrides given on the command line come last, so
+train.py and merge.py overrides, whether to sample, and optionally a `loop:` block (loop/config.py: sample ->
+pick -> fine-tune rounds). `base: <recipe>` takes another recipe's keys and sets only what differs. Overrides given on the command line come last, so
 they win over the recipe's.
 """
 
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import rewardsoup.schemas  # noqa: F401  (the config schemas and the resolvers conf/ uses)
 from rewardsoup.core.errors import ConfigError
+from rewardsoup.loop.config import LoopSettings, settings
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 
@@ -45,6 +47,7 @@ class Recipe:
     merge: list[str] = field(default_factory=list)  # extra overrides of merge.py (members, eval sets)
     train: list[str] = field(default_factory=list)  # extra overrides of train.py, for every member
     sample: bool = True  # best-of-4 stage
+    loop: LoopSettings | None = None  # sample -> pick -> fine-tune rounds after the pick (loop/, conf/recipe/*loop*)
 
 
 def recipe_names() -> list[str]:
@@ -92,18 +95,36 @@ def _averages(path: Path, raw, names: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def load_recipe(name: str) -> Recipe:
-    """conf/recipe/<name>.yaml -> Recipe; a malformed file is a ConfigError naming the file and field."""
+def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A recipe file's keys; with `base: <recipe>`, that recipe's keys under this file's own."""
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(raw, dict) or not raw.get("base"):
+        return raw
+    base = _conf_dir() / "recipe" / f"{raw['base']}.yaml"
+    if not base.exists() or base in seen + (path,):
+        raise ConfigError(f"{path}: base={raw['base']!r}: not another recipe of {recipe_names()} (or a cycle)")
+    return {**_raw(base, seen + (path,)), **{k: v for k, v in raw.items() if k != "base"}}
+
+
+def load_recipe(name: str, loop_args: list[str] = ()) -> Recipe:
+    """conf/recipe/<name>.yaml -> Recipe; a malformed file is a ConfigError naming the file and field.
+    `loop_args` (`loop.rounds=1` from the command line) change the recipe's `loop:` block."""
     path = _conf_dir() / "recipe" / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown recipe '{name}': no {path}; expected one of {recipe_names()}")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    raw = _raw(path)
+    if loop_args:
+        if not isinstance(raw, dict) or not raw.get("loop"):
+            raise ConfigError(f"{loop_args[0]}: recipe '{name}' has no loop (the loop recipes: "
+                              f"{[n for n in recipe_names() if 'loop' in n or 'iterate' in n]})")
+        raw["loop"] = OmegaConf.to_container(OmegaConf.merge(raw["loop"], OmegaConf.from_dotlist(
+            [a.split(".", 1)[1] for a in loop_args])))
     if not isinstance(raw, dict) or not raw.get("members"):
         raise ConfigError(f"{path}: `members` must list at least one member")
-    unknown = set(raw) - {"members", "alternatives", "averages", "train", "merge", "sample"}
+    unknown = set(raw) - {"members", "alternatives", "averages", "train", "merge", "sample", "loop"}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected members, alternatives, averages, "
-                          "train, merge, sample")
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected base, members, alternatives, averages, "
+                          "train, merge, sample, loop")
     members = [_member(path, f"members[{i}]", m, False) for i, m in enumerate(raw["members"])]
     alternatives = [_member(path, f"alternatives[{i}]", m, True) for i, m in enumerate(raw.get("alternatives") or [])]
     names = [m.name for m in members + alternatives]
@@ -111,7 +132,8 @@ def load_recipe(name: str) -> Recipe:
         raise ConfigError(f"{path}: member and alternative names must be unique, got {names}")
     return Recipe(name, members, alternatives, _averages(path, raw.get("averages"), names),
                   merge=_strings(raw.get("merge"), f"{path}: merge"),
-                  train=_strings(raw.get("train"), f"{path}: train"), sample=bool(raw.get("sample", True)))
+                  train=_strings(raw.get("train"), f"{path}: train"), sample=bool(raw.get("sample", True)),
+                  loop=settings(raw["loop"], str(path)) if raw.get("loop") is not None else None)
 
 
 def member_overrides(recipe: Recipe, member: Member, overrides: list[str]) -> list[str]:

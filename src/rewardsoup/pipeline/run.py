@@ -30,6 +30,10 @@ from rewardsoup.core.atomic import atomic_write_text
 from rewardsoup.core.config import validate
 from rewardsoup.core.errors import RewardSoupError
 from rewardsoup.core.plain import plain
+from rewardsoup.loop.config import SOUP, roles
+from rewardsoup.loop.prompts import prompt_files
+from rewardsoup.loop.report import judge_loop
+from rewardsoup.loop.rounds import Loop
 from rewardsoup.models.base import BASE_META, build_base
 from rewardsoup.pipeline.overrides import route
 from rewardsoup.pipeline.recipes import CONF, Member, Recipe, compose_cfg, load_recipe, member_overrides, recipe_names
@@ -83,9 +87,11 @@ def stage_overrides(recipe: Recipe, overrides: list[str]) -> dict[str, list[str]
     """The command line's overrides routed to train.py, merge.py and (when the recipe samples) sample.py,
     each root composed with the recipe's own overrides (`pipeline.overrides.route`)."""
     roots = {"train": member_overrides(recipe, recipe.members[0], []), "merge": ["search=optuna"] + recipe.merge}
-    if recipe.sample:
+    if recipe.sample or recipe.loop:
         roots["sample"] = [f"prompts={DEMO_PROMPTS}"]
-    return {"sample": [], **route(overrides, roots, compose_cfg)}
+    if recipe.loop:
+        roots["tune"] = list(recipe.loop.tune)
+    return {"sample": [], "tune": [], **route(overrides, roots, compose_cfg)}
 
 
 def _train_cfgs(recipe: Recipe, overrides: list[str]) -> dict[str, DictConfig]:
@@ -176,24 +182,52 @@ def _print_pick(sweep_dir: Path) -> None:
         print(f"WARNING: {pick['note']}")
 
 
+def _picked_folder(merge_args: list[str], pick_args: list[str]) -> Path:
+    pcfg = compose_cfg("merge", merge_args + ["mode=pick"] + pick_args)
+    return Path(pcfg.paths.soups) / str(pcfg.pick.name)
+
+
+def _loop_roles(recipe: Recipe, cfgs: dict[str, DictConfig], picked: Path, root: Path) -> tuple[dict, Path]:
+    """The loop's pickers and judge as folders, and its prompt sets checked disjoint, before stage 1."""
+    named = {SOUP: picked, **{name: Path(c.train.output_dir) for name, c in cfgs.items()}}
+    pickers, judge = roles(recipe.loop, named)
+    prompt_files(recipe.loop, root / "loop", write=False)
+    return pickers, judge
+
+
+def _loop(recipe: Recipe, roles_: tuple[dict, Path], root: Path, routed: dict[str, list[str]], walls: dict) -> dict:
+    """After the pick: the loop's rounds for every picker, then the judge's table (loop/)."""
+    pickers, judge = roles_
+    folder = root / "loop"
+    Loop(recipe.loop, pickers, judge, folder, compose_cfg, lambda t, done, work: _stage(t, done, work, walls),
+         routed).run()
+    scfg = validate(compose_cfg("sample", list(recipe.loop.sample) + [f"reward_model={judge}"] + routed["sample"]))
+    return judge_loop(recipe.loop, pickers, judge, folder, scfg)
+
+
 def run_recipe(name: str, overrides: list[str]) -> dict:
     """Every stage of recipe `name`; `overrides` (the command line's) go to the roots that have their keys."""
-    recipe = load_recipe(name)
+    recipe = load_recipe(name, [o for o in overrides if o.startswith("loop.")])
+    overrides = [o for o in overrides if not o.startswith("loop.")]
     start, walls = time.monotonic(), {}
     routed = stage_overrides(recipe, overrides)
     cfg = validate(compose_cfg("train", routed["train"]))  # the schemas' value rules (core/config.py)
     cfgs = _train_cfgs(recipe, routed["train"])
     _check_data(recipe, cfgs)  # every set read and checked before the base is built
+    merge_args, pick_args = ["search=optuna"] + recipe.merge + routed["merge"], pick_overrides(recipe, {
+        m.name: Path(cfgs[m.name].train.output_dir) for m in recipe.alternatives})
+    if recipe.loop:  # pickers, judge and prompt sets checked before any work
+        loop_roles = _loop_roles(recipe, cfgs, _picked_folder(merge_args, pick_args), Path(cfg.paths.root))
     _stage(f"1/5 base: {cfg.model.source} cut to {cfg.model.layers} layers, 1-logit head",
            Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model), walls)
     members, alternatives = _members(recipe, routed["train"], walls, cfgs)
-    scfg, picked, report = _sweep_and_pick(["search=optuna"] + recipe.merge + routed["merge"], walls,
-                                           pick_overrides(recipe, alternatives))
+    scfg, picked, report = _sweep_and_pick(merge_args, walls, pick_args)
     samples = Path(cfg.paths.root) / "samples" / "demo-best-of-4.jsonl"
     if recipe.sample:
         _stage("5/5 best-of-4: SmolLM2 writes four replies per role-play prompt, the soup picks one", samples,
                lambda: _run([sys.executable, "sample.py", f"reward_model={picked}", f"prompts={DEMO_PROMPTS}", "n=4",
                              f"output={samples}", *routed["sample"]]), walls)
+    looped = _loop(recipe, loop_roles, Path(cfg.paths.root), routed, walls) if recipe.loop else None
     total = time.monotonic() - start
     walls = _record_walls(Path(cfg.paths.root), walls)
     print(f"\n{name} finished in {total:.0f}s. Results on the test splits (unseen by the sweep):\n")
@@ -208,6 +242,11 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     print(f"  sweep ledger: {Path(scfg.sweep.dir) / 'ledger.jsonl'}  plots: {Path(scfg.sweep.dir) / 'plots'}")
     if recipe.sample:
         print(f"  best-of-4 samples: {samples}")
+    if looped:
+        print(f"\nThe loop (judge: {looped['judge']}), held-out prompts:\n\n{looped['table']}")
+        for warning in looped["warnings"]:
+            print(f"WARNING: {warning}")
+        print(f"  loop outputs: {Path(cfg.paths.root) / 'loop'}  (table.md, summary.json, loop.png)")
     print(f"  W&B offline runs: {cfg.paths.root}/wandb  (upload: wandb sync {cfg.paths.root}/wandb/offline-run-*)")
     return {"root": str(cfg.paths.root), "report": str(report), "walls": walls, "total_s": round(total, 1),
             "members": {k: str(v) for k, v in members.items()},

@@ -92,6 +92,18 @@ def load_generator(spec: str, dtype: str = "auto", device: str = "cpu") -> Gener
     return _GENERATORS[key]
 
 
+def device_of(choice: str) -> str:
+    """`device=auto`: cuda when available, else cpu (sample.py and the loop place both models there)."""
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if str(choice or "auto") == "auto" else str(choice)
+
+
+def release_generators() -> None:
+    """Forget the generators kept per process (a loop loads a new one every round)."""
+    _GENERATORS.clear()
+
+
 def generator_prompt(gen: Generator, item: PromptItem) -> str:
     """The text the generator continues: its chat template, or the plain format ending in the reply marker."""
     if gen.chat:

@@ -32,7 +32,7 @@ from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.tracking import start_run
 from rewardsoup.data.render import render_prompt_and_reply
 from rewardsoup.models.loading import load_scorer
-from rewardsoup.sampling.generation import generate_replies, load_generator
+from rewardsoup.sampling.generation import device_of, generate_replies, load_generator
 from rewardsoup.sampling.prompts import PromptItem, cli_prompts, read_candidates, read_prompts
 from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.prefix import group_sizes, score_text_groups
@@ -111,14 +111,12 @@ def _show(write: Callable[[str], None], index: int, total: int, row: Mapping[str
 
 def sample_job(cfg) -> dict[str, Any]:
     """sample.py's work: best-of-N (or rerank) over every prompt, written as jsonl; returns a summary."""
-    import torch
     from tqdm import tqdm
     from transformers import set_seed
 
     n, mode = int(cfg.n), str(cfg.mode)  # checked by sampling/config.py's rules (run_job)
     items, source, rerank = _items(cfg)
-    gen_cfg, device = cfg.generation, str(cfg.get("device") or "auto")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    gen_cfg, device = cfg.generation, device_of(cfg.get("device"))
     model, tokenizer = load_scorer(Path(str(cfg.reward_model)).expanduser())
     model.to(device)
     gen = None if rerank else load_generator(str(cfg.generator), str(gen_cfg.get("dtype", "auto")), device)
