@@ -1,4 +1,4 @@
-"""Bad values for every field of train.py, merge.py, evaluate.py and sample.py, generated from the schemas.
+"""Bad values for every field of train.py, merge.py, evaluate.py, sample.py and tune.py, generated from the schemas.
 
 `config_fields.fields` lists every field of each entry point's composed config with what its schema says
 (kind, Optional, value rule, input path): no field is named here, so a new schema field is covered as soon as it
@@ -44,12 +44,13 @@ from rewardsoup.core.config import at_least_one, checked
 from rewardsoup.core.jobs import entry, run_job
 from rewardsoup.sweep import ledger
 
-ROOTS = ("train", "merge", "evaluate", "sample")
+ROOTS = ("train", "merge", "evaluate", "sample", "tune")
 GENERIC = ("-1", "0", "1e9", "''", "nan", "inf", "abc", "..", "/nonexistent/file", "null", "???", "1.5", "true",
            "[]", "[abc]", "{}", "${nope}", "[abc")
 GROUPS = {p.relative_to(CONF).as_posix() for p in CONF.rglob("*") if p.is_dir()}  # config groups: data, model, ...
 WORK = {"train": "rewardsoup.training.member:train_member", "merge": "rewardsoup.search.jobs:merge_job",
-        "evaluate": "rewardsoup.evaluation.job:evaluate_models", "sample": "rewardsoup.sampling.job:sample_job"}
+        "evaluate": "rewardsoup.evaluation.job:evaluate_models", "sample": "rewardsoup.sampling.job:sample_job",
+        "tune": "rewardsoup.tuning.sft:tune_generator"}
 # drawn values: numbers across every rule's range, short words and paths, and the generic ones (no ',' or '(':
 # Hydra reads those as a sweep, which a single run refuses before any config exists)
 VALUES = st.one_of(st.sampled_from(GENERIC), st.integers(-10**12, 10**12).map(str),
@@ -97,11 +98,12 @@ def bases(tmp_path_factory) -> dict[str, Base]:
     common = ["experiment=smoke", f"paths.root={tmp / 'outputs'}"]
     members = [f"members.{name}={model}" for name in _compose("merge", common).members]
     extra = {"train": [], "merge": members, "evaluate": [f"models.m={model}"],
-             "sample": [f"reward_model={model}", f"prompts={prompts}"]}
+             "sample": [f"reward_model={model}", f"prompts={prompts}"], "tune": [f"picks={prompts}"]}
     out = {}
     for name in ROOTS:
-        cfg = _compose(name, common + extra[name])
-        out[name] = Base(name, common + extra[name], cfg, tmp / "outputs", fields(cfg))
+        shared = common if name != "tune" else common[1:] + ["logger=none"]  # tune.py takes no experiment bundle
+        cfg = _compose(name, shared + extra[name])
+        out[name] = Base(name, shared + extra[name], cfg, tmp / "outputs", fields(cfg))
     return out
 
 

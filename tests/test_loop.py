@@ -62,6 +62,15 @@ def test_tune_lowers_the_loss_on_its_picks_and_changes_the_weights(compose_cfg, 
     assert saved["family"] == _lines(picks)[0]["generator"]["family"]  # a tuned copy keeps its family
 
 
+def test_tune_with_lora_saves_plain_merged_weights(compose_cfg, picks, tmp_path):
+    meta = _tune(compose_cfg, picks, tmp_path / "lora", "tune.lora.enabled=true", "tune.lora.r=4", "tune.lr=1e-2")
+    after = load_file(str(tmp_path / "lora" / "model.safetensors"))
+    before = load_file(str(Path(resolve_model("tiny:gpt2")) / "model.safetensors"))
+    assert set(after) == set(before)  # merged into the weights: no adapter keys, loads as the source model does
+    assert meta["lora"]["r"] == 4 and meta["loss_after"] < meta["loss_before"]
+    assert any(not torch.equal(before[k], after[k]) for k in before if ".attn." in k)
+
+
 def test_the_loss_covers_the_reply_tokens_only(compose_cfg, tmp_path):
     """A hand-made pick: the labels are -100 on every prompt token and the reply's tokens (and the end of text)
     elsewhere."""

@@ -13,6 +13,7 @@ replies grow longer while the judge cannot tell them better.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -129,6 +130,7 @@ def plot(rows: list[dict], path: Path) -> Path:
     right.axhline(0.5, color="grey", lw=1)
     right.set(xlabel="round", ylabel="judge win rate vs round 0", title="judge win rate (95% CI)")
     for ax in (left, right):
+        ax.set_xticks(sorted({r["round"] for r in rows}))
         ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,8 @@ def judge_loop(loop: LoopSettings, pickers: dict[str, Path], judge: Path, folder
     atomic_write_text(folder / "table.md", text + "".join(f"\nWARNING: {w}" for w in notes) + ("\n" if notes else ""))
     atomic_write_json(folder / "summary.json", summary)
     image = plot(rows, folder / "loop.png")
-    with start_run(scfg, job_type="loop", name="loop") as tracker:
+    config = {"loop": dataclasses.asdict(loop), "pickers": summary["pickers"], "judge": str(judge)}
+    with start_run(scfg, job_type="loop", name="loop", config=config) as tracker:
         tracker.table("loop/rounds", ["picker", "round", "picker_reward", "judge_reward", "judge_win_rate", "lo", "hi",
                                       "words"],
                       [[r["picker"], r["round"], r["picker_reward"], r["judge_reward"],

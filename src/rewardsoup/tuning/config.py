@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -40,8 +40,6 @@ class TuneJobConfig:
     output: str = checked(check=folder_path)  # the tuned generator's folder (written atomically)
     resume: bool = MISSING
     tune: TuneSettings = field(default_factory=TuneSettings)
-    # experiment bundles (conf/experiment) serve every entry point and also set train.py's `train.*`: unused here
-    train: Dict[str, Any] = field(default_factory=dict)
     name: Optional[str] = None  # the W&B run's name; null: tune-<output folder name>
 
 
