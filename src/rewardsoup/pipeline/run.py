@@ -7,7 +7,8 @@ beside the soup. A recipe is a YAML file in conf/recipe/ (`pipeline.recipes`); t
 come last, each sent to the entry points whose configs have its key (`pipeline.overrides`). Every unfinished
 member's and alternative's data is read and checked first (a bad file stops the job with nothing written), then
 the stages: base -> members -> Optuna sweep of in-memory trials (val) -> pick the best trial, export it with
-mergekit, test it beside members and baselines -> best-of-4 samples (demo only).
+mergekit, test it beside members and baselines -> best-of-4 samples (demo only) -> a recipe with a `loop:` block
+(conf/recipe/demo_loop.yaml) then runs sample -> pick -> fine-tune rounds per picker and judges them (`loop`).
 Stages run through the same work functions and configs as the entry points; the sweep is its own
 `python merge.py -m …` (a Hydra multirun). A second run is fast, and a run after an interruption finishes
 the job: training resumes from its last checkpoint, the Optuna study from its sqlite file.
