@@ -177,6 +177,17 @@ def test_the_judge_is_never_a_picker(tiny_members):
         roles(_loop_settings(tiny_members, pickers={"a": "thumbs"}, judge=str(tiny_members["thumbs"])), tiny_members)
 
 
+def test_a_recipe_takes_its_base_recipes_stages(tmp_path, monkeypatch):
+    demo, looped = load_recipe("demo"), load_recipe("demo_loop", ["loop.rounds=3"])
+    assert (looped.members, looped.alternatives, looped.merge, looped.train) == (demo.members, demo.alternatives,
+                                                                                 demo.merge, demo.train)
+    assert demo.loop is None and not looped.sample and looped.loop.rounds == 3 and looped.loop.judge == "multitask"
+    with pytest.raises(ConfigError, match="has no loop"):
+        load_recipe("demo", ["loop.rounds=1"])
+    with pytest.raises(ConfigError, match=r"loop.roundz"):
+        load_recipe("demo_loop", ["loop.roundz=1"])
+
+
 def test_bad_loop_settings_name_the_field(tiny_members, tmp_path):
     with pytest.raises(ConfigError, match=r"loop.rounds=0: must be >= 1"):
         _loop_settings(tiny_members, rounds=0)

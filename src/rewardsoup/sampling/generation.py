@@ -7,6 +7,7 @@ a template gets the plain hh format and a single warning. Prompts are batched wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -40,8 +41,6 @@ def family(config, tokenizer) -> str:
     """What a generator shares with every fine-tuned copy of it and with no other model: its architecture
     (`_FAMILY_FIELDS` of its config) and a hash of its tokenizer's vocabulary. A picks file records it, so the
     tuning stage can refuse replies that another generator or tokenizer wrote (`tuning.picks`)."""
-    import hashlib
-
     arch = "-".join(str(getattr(config, k, "")) for k in _FAMILY_FIELDS)
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
     return f"{arch}-vocab-{hashlib.sha256(vocab).hexdigest()[:12]}"
