@@ -51,7 +51,8 @@ def score_files(model_path: Path, files: list[Path], scfg: DictConfig) -> list[n
         items, replies = read_replies(path)
         with scoring.autocast(scfg, device):
             scored = score_candidates(model, tokenizer, items, [[r] for r in replies], str(scfg.render_style),
-                                      int(scfg.max_length), int(scfg.score_batch_size), False, "independent")
+                                      int(scfg.max_length), int(scfg.score_batch_size), scoring.share_prefix(scfg),
+                                      scoring.truncation(scfg))
         out.append(np.array([float(rewards[0]) for _, rewards in scored]))
     return out
 
@@ -145,10 +146,11 @@ def judge_loop(loop: LoopSettings, pickers: dict[str, Path], judge: Path, folder
     """Score every round's held-out replies, write table.md, summary.json and loop.png under `folder`."""
     k = int(loop.rounds)
     files = {name: [round_dir(folder, name, r) / HELDOUT for r in range(k + 1)] for name in pickers}
-    judged = dict(zip(pickers, np.split(np.array(score_files(judge, [f for fs in files.values() for f in fs], scfg)),
-                                         len(pickers))))
+    unique = list(dict.fromkeys(f for fs in files.values() for f in fs))  # round 0's file is every picker's
+    by_file = dict(zip(unique, score_files(judge, unique, scfg)))
+    judged = {name: [by_file[f] for f in fs] for name, fs in files.items()}
     rows = [row for name, path in pickers.items()
-            for row in _picker_rows(name, files[name], score_files(path, files[name], scfg), list(judged[name]))]
+            for row in _picker_rows(name, files[name], score_files(path, files[name], scfg), judged[name])]
     heads = [{"a": a, "b": b, "round": k, **win_rate(judged[a][k], judged[b][k])}
              for a, b in itertools.combinations(pickers, 2)]
     notes = [w for name in pickers for w in warnings([r for r in rows if r["picker"] == name])]

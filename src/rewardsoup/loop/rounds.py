@@ -50,7 +50,7 @@ def heldout_replies(spec: str, prompts: Path, scfg: DictConfig, out: Path) -> No
     """One greedy reply per held-out prompt from generator `spec`, written as jsonl (atomic)."""
     items = read_prompts(prompts)
     gen = load_generator(spec, str(scfg.generation.dtype), device_of(scfg.device))
-    batch, lines = int(scfg.generation.batch_prompts) * int(scfg.n), []
+    batch, lines = int(scfg.generation.batch_prompts) * int(scfg.n), []  # as many sequences per call as sampling
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
         for item, (reply,) in zip(chunk, generate_replies(gen, chunk, 1, scfg.generation, greedy=True)):

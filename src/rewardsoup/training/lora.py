@@ -32,13 +32,14 @@ def enabled(train_cfg: Mapping[str, Any]) -> bool:
     return bool(lora is not None and lora.get("enabled", False))
 
 
-def peft_config(lora: Mapping[str, Any]):
-    """peft's LoraConfig of `train.lora`: a sequence-classification adapter whose score head trains in full."""
+def peft_config(lora: Mapping[str, Any], task_type: str = "SEQ_CLS"):
+    """peft's LoraConfig of `train.lora` (or `tune.lora`): a sequence-classification adapter whose score head
+    trains in full, or (task_type="CAUSAL_LM", tune.py's generators) plain LoRA on a causal LM."""
     from peft import LoraConfig
 
     targets = list(lora["targets"])
-    return LoraConfig(task_type="SEQ_CLS", r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
-                      lora_dropout=float(lora["dropout"]), modules_to_save=[HEAD],
+    return LoraConfig(task_type=task_type, r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
+                      lora_dropout=float(lora["dropout"]), modules_to_save=[HEAD] if task_type == "SEQ_CLS" else None,
                       target_modules=ALL_LINEAR if targets == [ALL_LINEAR] else targets)
 
 

@@ -27,6 +27,7 @@ from rewardsoup.core.plain import plain
 from rewardsoup.core.tracking import start_run
 from rewardsoup.models.assets import from_pretrained, resolve_model
 from rewardsoup.sampling.generation import Generator, family, generator_prompt
+from rewardsoup.training import lora
 from rewardsoup.training.member import trainer_precision
 from rewardsoup.tuning.picks import Pick, read_picks
 
@@ -56,16 +57,6 @@ def _sft_config(t: DictConfig, work_dir: Path, tracked: bool, name: str):
     )
 
 
-def _peft_config(t: DictConfig):
-    if not t.lora.enabled:
-        return None
-    from peft import LoraConfig
-
-    targets = list(t.lora.targets)
-    return LoraConfig(r=int(t.lora.r), lora_alpha=float(t.lora.alpha), lora_dropout=float(t.lora.dropout),
-                      target_modules="all-linear" if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
-
-
 def build_trainer(model, tokenizer, rows: list[dict[str, str]], t: DictConfig, work_dir: Path, tracked: bool,
                   name: str):
     """The SFTTrainer over `rows` (also used by the tests to read its labels)."""
@@ -73,7 +64,8 @@ def build_trainer(model, tokenizer, rows: list[dict[str, str]], t: DictConfig, w
     from trl import SFTTrainer
 
     return SFTTrainer(model=model, args=_sft_config(t, work_dir, tracked, name), train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, peft_config=_peft_config(t))
+                      processing_class=tokenizer,
+                      peft_config=lora.peft_config(t.lora, "CAUSAL_LM") if lora.enabled(t) else None)
 
 
 def _work_dir(output: Path, t: DictConfig, resume: bool) -> tuple[Path, str | None]:
@@ -121,7 +113,8 @@ def tune_generator(cfg: DictConfig) -> dict[str, Any]:
     tokenizer = from_pretrained(AutoTokenizer, path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    picks = read_picks(picks_path, family(from_pretrained(AutoConfig, path), tokenizer))
+    fam = family(from_pretrained(AutoConfig, path), tokenizer)  # a fine-tuned copy keeps it: computed once
+    picks = read_picks(picks_path, fam)
     rows = examples(picks, tokenizer)
     set_seed(int(t.seed))
     model = from_pretrained(AutoModelForCausalLM, path, dtype=torch.float32)
@@ -135,14 +128,14 @@ def tune_generator(cfg: DictConfig) -> dict[str, Any]:
         result = trainer.train(resume_from_checkpoint=resume_from)
         wall = time.monotonic() - start
         after = trainer.evaluate(trainer.train_dataset, metric_key_prefix="picks")["picks_loss"]
-        meta = {"source": str(cfg.generator), "family": family(model.config, tokenizer), "output": str(output),
+        meta = {"source": str(cfg.generator), "family": fam, "output": str(output),
                 "picks": str(picks_path), "picks_sha256": _sha(picks_path), "examples": len(rows),
                 "dropped_no_reply_tokens": len(rows) - len(trainer.train_dataset),  # trl drops fully masked rows
                 "truncated": sum(len(ids) >= int(t.max_length) for ids in trainer.train_dataset["input_ids"]),
                 "longest_tokens": int(longest), "steps": trainer.state.global_step,
                 "loss_before": float(before), "loss_after": float(after), "train_loss": float(result.training_loss),
                 "train_wall_s": round(wall, 2), "resumed_from": resume_from, "tune": plain(t),
-                "lora": plain(t.lora) if t.lora.enabled else None}
+                "lora": plain(t.lora) if lora.enabled(t) else None}
         tracker.summary({"tune/loss_before": before, "tune/loss_after": after, "tune/examples": len(rows)})
         _save(output, trainer, tokenizer, meta)
     shutil.rmtree(work_dir, ignore_errors=True)
