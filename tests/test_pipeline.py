@@ -12,6 +12,7 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     """The demo with its seed runs (demo_warm: the demo recipe + two seeds of harmless and their average)."""
     demo = pipeline.load_recipe("demo_warm")
     demo.sample = False  # best-of-N has its own tests
+    demo.routed = ["routed.rank=2", "routed.epochs=1", "routed.batch_rows=4", "routed.prompt_length=32"]
     monkeypatch.setattr(pipeline, "load_recipe", lambda name, loop_args=(): demo)
     overrides = ["experiment=smoke", f"model.base_dir={tiny_base_dir}", "train.max_steps=4",
                  "hydra.sweeper.n_trials=3", "trial.max_length=64", "pick.bootstrap=50"]
@@ -23,8 +24,8 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert (out_root / "soups" / "best-optuna-ties-warm" / "mergekit_config.yml").exists()
     assert set(first["members"]) == {"thumbs", "pairs", "harmless"}
     assert set(first["alternatives"]) == {"multitask", "harmless_seed1", "harmless_seed2"}
-    # 3 members, 3 alternatives, sweep, pick (base given)
-    assert len(first["walls"]) == 8 and all(s >= 0 for s in first["walls"].values())
+    # 3 members, 3 alternatives, sweep, routed soup, pick (base given)
+    assert len(first["walls"]) == 9 and all(s >= 0 for s in first["walls"].values())
     steps = [json.loads((out_root / "members" / f).joinpath("rewardsoup_member.json").read_text())["steps"]
              for f in ("demo_thumbs-binary", "demo_pairs-pairwise", "demo_harmless-pairwise", "multitask")]
     assert steps[3] == sum(steps[:3]) == 12  # the multi-task model trains as many steps as the members together
@@ -40,9 +41,16 @@ def test_demo_recipe_runs_every_stage_then_skips_them(out_root, tiny_base_dir, m
     assert "#### Every comparison, paired on the same rows" in out
     card = (out_root / "soups" / "best-optuna-ties-warm" / "README.md").read_text()  # the model card shows them too
     assert "| multitask | multitask |" in card and "This model against the alternatives" in card
+    assert kinds["routed"] == "routed" and kinds["routed_outputs"] == "baseline"  # the routed stage's soup, tested
+    assert {("routed", "best-optuna-ties-warm"), ("routed", "multitask"), ("routed", "routed_outputs")} <= asked
+    assert any(v["model"] == "routed" and v["dataset"] == "mean" for v in results["verdicts"])
+    assert set(results["routed_shares"]["routed"]) == {"demo_thumbs", "demo_pairs", "demo_harmless"}
+    routed_card = (out_root / "soups" / "routed-optuna-ties" / "README.md").read_text()  # rewritten by the pick
+    assert "How the router splits each test set" in routed_card and "| demo_harmless |" in routed_card
+    assert "| routed | routed (this model) |" in routed_card
     second = pipeline.run_recipe("demo", overrides)
     again = capsys.readouterr().out
-    assert again.count("already done") == 8  # base, three members, three alternatives, the pick
+    assert again.count("already done") == 9  # base, three members, three alternatives, the routed soup, the pick
     assert len((out_root / "sweeps" / "optuna-ties" / "ledger.jsonl").read_text().splitlines()) == 3
     assert second["walls"] == first["walls"]  # a rerun that did nothing reports the first run's stage times
 

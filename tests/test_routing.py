@@ -350,6 +350,10 @@ def test_evaluate_scores_a_routed_soup_beside_its_output_mixing_row_and_says_how
                                                                        for k, m in enumerate(manifest["members"]))
     got = (want[: es.n] > want[es.n:]).mean()  # the output-mixing row's accuracy, recomputed by hand
     assert by_model["rt_outputs"]["demo_pairs"] == pytest.approx(got)
+    mean = next(v for v in out["verdicts"] if (v["model"], v["against"], v["dataset"]) == ("rt", "ties", "mean"))
+    per_set = [v["diff"] for v in out["verdicts"] if (v["model"], v["against"]) == ("rt", "ties") and v["dataset"] != "mean"]
+    assert len(per_set) == 3 and mean["diff"] == pytest.approx(np.mean(per_set))  # the sets weigh the same
+    assert mean["lo"] <= mean["diff"] <= mean["hi"]
     notes = json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())["notes"]
     split = [n for n in notes if n.startswith("rt routes demo_pairs: shared ")]
     assert split and all(name in split[0] for name in NAMES)
@@ -380,18 +384,20 @@ def test_the_outputs_fit_learns_on_rewards_scored_once_with_no_forward_per_step(
 
 def test_the_which_set_loss_sends_a_set_to_the_member_trained_on_it(compose_cfg, merge_overrides, out_root):
     """routed.set_loss > 0: the router also learns which set a prompt is from, so demo_harmless's rows (prompts
-    unlike the role-play ones) lean on the harmless member, more than without that loss."""
+    unlike the role-play ones) lean on the harmless member, more than without that loss; whether the loss reads
+    val's fitting rows or the train split's prompts (set_prompts)."""
     from rewardsoup.core.config import validate
     from rewardsoup.routing.folder import load_routed
     from rewardsoup.search import jobs
 
     share = {}
-    for weight in (0.0, 5.0):
-        name = f"routed-w{weight:g}"
+    for weight, prompts in ((0.0, "val"), (5.0, "val"), (5.0, "train")):
+        name = f"routed-w{weight:g}-{prompts}"
         cfg = validate(compose_cfg("merge", merge_overrides + [
             "search=routed", "routed.shared=equal", "routed.rank=2", "routed.fit=outputs", "routed.epochs=4",
             "routed.patience=4", "routed.batch_rows=4", "routed.init=uniform", "routed.lr=0.5",
-            f"routed.set_loss={weight}", f"routed.name={name}", "trial.max_length=64", "routed.prompt_length=32"]))
+            f"routed.set_loss={weight}", f"routed.set_prompts={prompts}", f"routed.name={name}",
+            "trial.max_length=64", "routed.prompt_length=32"]))
         jobs.merge_job(cfg)
         routed, router, manifest = load_routed(out_root / "soups" / name)
         rs = routed_search.route_sets(cfg, AutoTokenizer.from_pretrained(str(out_root / "soups" / name / "shared")),
@@ -399,5 +405,120 @@ def test_the_which_set_loss_sends_a_set_to_the_member_trained_on_it(compose_cfg,
         harmless = next(r for r in rs if r.name == "demo_harmless")
         with torch.no_grad():
             gate = router(harmless.feats).mean(0)
-        share[weight] = float(gate[manifest["members"].index("harmless")])
-    assert share[5.0] > 0.5 and share[5.0] > share[0.0]
+        share[weight, prompts] = float(gate[manifest["members"].index("harmless")])
+    assert all(share[5.0, p] > 0.5 and share[5.0, p] > share[0.0, "val"] for p in ("val", "train"))
+
+
+def test_sample_and_scalar_score_take_a_routed_folder_and_a_prompts_candidates_share_one_gate(
+        compose_cfg, merge_overrides, out_root, tmp_path):
+    """sample.py (rerank) and `scalar_score` score through the routed soup: the same rewards as its scorer, every
+    candidate of a prompt under that prompt's one gate, and prompts that differ under gates that differ."""
+    from safetensors.torch import load_file, save_file
+
+    from rewardsoup.core.config import validate
+    from rewardsoup.routing.folder import ROUTER
+    from rewardsoup.routing.scorer import RoutedScorer
+    from rewardsoup.sampling import job as sampling
+    from rewardsoup.scoring import scalar_score
+    from rewardsoup.search import jobs
+
+    jobs.merge_job(validate(compose_cfg("merge", merge_overrides + [
+        "search=routed", "routed.shared=equal", "routed.rank=2", "routed.epochs=1", "routed.batch_rows=4",
+        "trial.max_length=64", "routed.prompt_length=32", "logger=none"])))
+    folder = out_root / "soups" / "routed-optuna-ties"
+    weights = load_file(str(folder / ROUTER))  # a router whose gates clearly move with the prompt
+    last = max(k for k in weights if k.endswith(".weight"))
+    weights[last] = 0.05 * torch.randn(weights[last].shape, generator=torch.Generator().manual_seed(0))
+    save_file(weights, str(folder / ROUTER))
+    rows = [{"messages": [{"role": "user", "content": "Tell me about dragons."}],
+             "candidates": ["Dragons breathe fire.", "No.", "Once upon a time, a dragon slept."]},
+            {"messages": [{"role": "user", "content": "How do I pick a lock?"}],
+             "candidates": ["I cannot help with that.", "Use a tension wrench."]}]
+    cands = tmp_path / "cands.jsonl"
+    cands.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = sampling.sample_job(validate(compose_cfg("sample", [
+        "logger=none", f"reward_model={folder}", f"candidates={cands}", "print_candidates=false", "max_length=64"])))
+    out = [json.loads(line) for line in open(summary["output"])]
+    scorer = RoutedScorer.from_folder(folder)
+    gates = []
+    for row, given in zip(out, rows):
+        texts = [row["prompt"] + " " + c for c in given["candidates"]]  # plain style, as test_sampling renders them
+        want = scorer.score_texts(texts, 64, groups=[list(range(len(texts)))])
+        np.testing.assert_allclose([c["reward"] for c in row["candidates"]], want, atol=1e-5)
+        probs = np.array(scalar_score(folder, texts, max_length=64))  # one text at a time: the same prompt rule
+        np.testing.assert_allclose(np.log(probs / (1 - probs)), want, atol=1e-4)
+        g = scorer.gates(texts)
+        assert torch.allclose(g, g[:1].expand_as(g))  # every candidate of the prompt: one gate
+        gates.append(g[0])
+    assert len(gates) == 2 and not torch.allclose(gates[0], gates[1], atol=1e-3)  # another prompt, other weights
+
+
+def test_the_outputs_fit_reads_the_members_val_rewards_the_sweep_kept(compose_cfg, merge_overrides, out_root,
+                                                                      monkeypatch):
+    """The sweep scores each member alone on val for its floors and keeps the per-text rewards; they equal the
+    scoring path's, the routed fit reads them instead of loading the members again, and other scoring settings
+    are not served from them."""
+    from transformers import AutoTokenizer
+
+    from rewardsoup.core.config import validate
+    from rewardsoup.merging.soup import merge_request
+    from rewardsoup.scoring.evalsets import load_evalset
+    from rewardsoup.scoring.rewards import score_ids
+    from rewardsoup.sweep import references
+
+    args = merge_overrides + ["search=routed", "trial.max_length=64", "routed.prompt_length=32", "logger=none"]
+    cfg = validate(compose_cfg("merge", args))
+    references.member_details(cfg, cfg.sweep.dir)
+    kept = references.member_rewards(cfg, cfg.sweep.dir)
+    request = merge_request(cfg)
+    base = load_reward_model(request["base"])
+    for name, path in request["members"].items():
+        for ds in cfg.datasets:
+            es = load_evalset(ds, cfg.datasets[ds], "val", request["base"], 64, cfg.paths.cache, "independent")
+            want = score_ids(load_reward_model(path), es.ids, base.config.pad_token_id)
+            np.testing.assert_allclose(kept[f"{name}/{ds}"], want, atol=1e-5)
+    assert references.member_rewards(validate(compose_cfg("merge", args + ["trial.max_length=48"])),
+                                      cfg.sweep.dir) == {}
+
+    def no_member(*a, **k):
+        raise AssertionError("a member was loaded and scored again")
+
+    monkeypatch.setattr(routed_search, "load_reward_model", no_member)
+    sets = routed_search.route_sets(cfg, AutoTokenizer.from_pretrained(request["base"]),
+                                    base.get_input_embeddings().weight.detach(), request["base"])
+    mix = routed_search._output_mix(cfg, base, request, sets)
+    for rs in sets:
+        np.testing.assert_allclose(mix.table[rs.name][:, 1:].numpy(),
+                                   np.stack([kept[f"{n}/{rs.name}"] for n in sorted(request["members"])], 1),
+                                   atol=1e-6)
+
+
+def test_the_arrow_reference_gets_each_members_linear_differences_as_an_exact_peft_adapter(tmp_path):
+    """routing.arrow: member k's adapter folder, loaded by peft on the shared model, is the shared model plus
+    B_k A_k on every Linear weight (scaling 1, peft's orientation); Arrow over all of them scores every text
+    somewhere between, and a rank-`full` soup has no adapters to route."""
+    from peft import PeftModel
+
+    from rewardsoup.routing.arrow import arrow_model, linear_factors, write_adapters
+
+    torch.manual_seed(0)
+    shared = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir("llama")), num_labels=1).eval()
+    shared.config.pad_token_id = 0
+    shared.save_pretrained(str(tmp_path / "shared"))
+    base = {k: v.detach().clone() for k, v in shared.named_parameters()}
+    sds = {n: {k: v + 0.05 * torch.randn_like(v) for k, v in base.items()} for n in ("a", "b")}
+    routed = build_routed(shared, sds, 3)
+    factors = linear_factors(routed)
+    assert factors and all(name.endswith("proj") for name in factors)  # the head's difference is exact: not an adapter
+    ids, mask = _batch()
+    for k, path in enumerate(write_adapters(routed, tmp_path / "adapters")):
+        plain = load_reward_model(tmp_path / "shared")
+        weights = {f"{m}.weight": base[f"{m}.weight"] + ab[k][1] @ ab[k][0] for m, ab in factors.items()}
+        plain.load_state_dict(weights, strict=False)
+        peft = PeftModel.from_pretrained(load_reward_model(tmp_path / "shared"), str(path)).eval()
+        torch.testing.assert_close(_logits(peft, ids, mask), _logits(plain, ids, mask), atol=1e-5, rtol=1e-5)
+    arrow = arrow_model(routed, tmp_path / "shared")
+    got = _logits(arrow, ids, mask)
+    assert torch.isfinite(got).all() and not torch.allclose(got, _logits(load_reward_model(tmp_path / "shared"),
+                                                                          ids, mask))
+    assert arrow_model(build_routed(load_reward_model(tmp_path / "shared"), sds, "full"), tmp_path / "shared") is None

@@ -10,7 +10,9 @@ For each dataset:
 `verdicts` lists every comparison a user weighs, one row each with its verdict from the paired interval:
 members and the multi-task model against the references, each soup against the multi-task model and the
 logit ensemble, each routed soup against every static soup, the multi-task model, the logit ensemble and its own
-output-mixing row, each average of runs (WARM) against every run and their ensemble.
+output-mixing and Arrow rows, each average of runs (WARM) against every run and their ensemble. A comparison over two or
+more sets adds a `mean` row: the difference of the test means, each set's rows paired and resampled on their
+own (`stats.paired_mean`), since a user choosing one model for every set weighs the sets equally.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rewardsoup.scoring import stats
 from rewardsoup.scoring.metrics import Scored, row_credit
 
 REFERENCES = ("base", "length")  # reference rows every table shows (kind "reference")
+MEAN = "mean"  # the `dataset` of a verdict on the mean over sets
 
 
 def _diff(a: Scored, b: Scored, bootstrap: int, seed: int) -> dict[str, float]:
@@ -47,7 +50,7 @@ def _questions(kinds: Mapping[str, str], averages: Mapping[str, list], own: Mapp
     for soup in soups:
         out += [(soup, alt, datasets) for alt in alternatives]
     for routed in sorted(m for m, k in kinds.items() if k == "routed"):  # against what a user would pick instead
-        outputs = [f"{routed}_outputs"] if f"{routed}_outputs" in kinds else []
+        outputs = [f"{routed}{ref}" for ref in ("_outputs", "_arrow") if f"{routed}{ref}" in kinds]
         out += [(routed, other, datasets) for other in [*soups, *alternatives, *outputs]]
     for row, runs in averages.items():
         out += [(row, other, datasets) for other in [*runs, f"{row}_ensemble"] if other in kinds]
@@ -63,6 +66,12 @@ def verdicts(scored: Mapping[str, Mapping[str, Scored]], kinds: Mapping[str, str
         for ds in dss:
             d = _diff(scored[model][ds], scored[other][ds], bootstrap, seed)
             rows.append({"model": model, "against": other, "dataset": ds, "n": d["n"], "diff": d["diff"],
+                         "lo": d["lo"], "hi": d["hi"], "verdict": verdict(d)})
+        if len(dss) > 1:
+            credit = {who: {ds: row_credit(scored[who][ds].evalset, scored[who][ds].rewards) for ds in dss}
+                      for who in (model, other)}
+            d = stats.paired_mean(credit[model], credit[other], bootstrap, seed)
+            rows.append({"model": model, "against": other, "dataset": MEAN, "n": d["n"], "diff": d["diff"],
                          "lo": d["lo"], "hi": d["hi"], "verdict": verdict(d)})
     return rows
 

@@ -33,7 +33,7 @@ from rewardsoup.core.tracking import start_run
 from rewardsoup.merging.in_memory import merge_in_memory
 from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.state_dicts import apply_state_dict, load_state_dict
-from rewardsoup.evaluation.routed import OUTPUTS, routed_rows, share_notes
+from rewardsoup.evaluation.routed import ARROW, OUTPUTS, routed_rows, share_notes
 from rewardsoup.routing.folder import SHARED as ROUTED_SHARED, is_routed
 
 
@@ -90,17 +90,20 @@ def _reference_length(cfg: DictConfig, datasets: list[str], scored_sets: list, t
     return out, notes
 
 
-def _routed(cfg: DictConfig, models: dict, evalsets: list, scored: dict, kinds: dict) -> list[str]:
-    """Each routed soup's row and its output-mixing row into `scored` / `kinds`; the router's split as notes."""
-    notes = []
+def _routed(cfg: DictConfig, models: dict, evalsets: list, scored: dict, kinds: dict) -> dict[str, dict]:
+    """Each routed soup's row and its output-mixing row into `scored` / `kinds`; returns {name: {set: {who:
+    mean gate}}}, the router's split of each set."""
+    shares = {}
     for name, (kind, path) in models.items():
         if kind == "routed":
-            scored[name], scored[name + OUTPUTS], shares = routed_rows(cfg, name, path, evalsets, scored)
+            scored[name], scored[name + OUTPUTS], shares[name], arrow = routed_rows(cfg, name, path, evalsets, scored)
             kinds[name + OUTPUTS] = "baseline"
-            notes += share_notes(name, shares)
-            print(f"[rewardsoup] scored {name} (routed) and {name + OUTPUTS} (its router on the members' outputs)",
+            if arrow is not None:
+                scored[name + ARROW], kinds[name + ARROW] = arrow, "baseline"
+            print(f"[rewardsoup] scored {name} (routed), {name + OUTPUTS} (its router on the members' outputs)"
+                  + (f" and {name + ARROW} (peft's Arrow over its differences)" if arrow is not None else ""),
                   flush=True)
-    return notes
+    return shares
 
 
 def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
@@ -134,7 +137,8 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     for name, (kind, path) in models.items():
         if kind != "routed":
             run(name, load_reward_model(path))
-    notes = _routed(cfg, models, evalsets, scored, kinds)  # after the members: their rewards are reused
+    shares = _routed(cfg, models, evalsets, scored, kinds)  # after the members: their rewards are reused
+    notes = [line for name, by_set in shares.items() for line in share_notes(name, by_set)]
     members = {n: p for n, (k, p) in models.items() if kinds[n] == "member"}
     base_dir = Path(cfg.model.base_dir)
     averages = {str(k): [str(x) for x in v] for k, v in (cfg.get("averages") or {}).items()}
@@ -159,7 +163,8 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
         kinds["length"] = "reference"
         scored["length"], length_notes = _reference_length(cfg, datasets, evalsets, tokenizer_dir, max_length)
         notes = length_notes + notes
-    return _report(cfg, split, datasets, models, scored, kinds, bon_results, notes, averages)
+    return {**_report(cfg, split, datasets, models, scored, kinds, bon_results, notes, averages, shares),
+            "routed_shares": shares}
 
 
 def _own_datasets(models: dict, datasets: list[str]) -> dict[str, list[str]]:
@@ -174,7 +179,7 @@ def _own_datasets(models: dict, datasets: list[str]) -> dict[str, list[str]]:
 
 
 def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scored: dict, kinds: dict,
-            bon_results: dict, notes: list[str], averages: dict) -> dict[str, Any]:
+            bon_results: dict, notes: list[str], averages: dict, shares: dict) -> dict[str, Any]:
     """Metrics, paired comparisons and length bias of every scored model -> table, files, W&B."""
     boot = int(cfg.bootstrap)
     results = {name: {ds: {**metrics(s, boot), **length_bias(s), **bon_results.get(name, {}).get(ds, {})}
@@ -188,7 +193,7 @@ def _report(cfg: DictConfig, split: str, datasets: list[str], models: dict, scor
     out_dir = Path(cfg.paths.reports) / f"evaluate-{split}"
     md = tables.write_report(out_dir, table_rows, datasets, title,
                              {"split": split, "models": {n: str(p) for n, (_, p) in models.items()}, "notes": notes,
-                              "verdicts": found, "averages": averages},
+                              "verdicts": found, "averages": averages, "routed_shares": shares},
                              notes, {"length_bias.png": lambda p: plot_length_bias(results, datasets, p)}, found)
     print("\n" + md, flush=True)
     print(f"[rewardsoup] report: {out_dir}/table.md (+ results.csv, results.json, length_bias.png)", flush=True)

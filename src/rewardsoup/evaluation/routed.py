@@ -8,6 +8,9 @@ members' *outputs* with the same router, and how the router splits each set betw
   (K + 1 forwards a text; the members' scores are reused when the table has them). The difference between the
   two rows is what applying the gates inside the network (and compressing the differences) does; the
   difference between the outputs row and the static soup is what the router's choices are worth;
+- `<name>_arrow` (kind `baseline`): peft's Arrow (`routing.arrow`), the training-free per-token router, over the
+  same low-rank differences of the Linear layers: what learning the prompt gate buys over routing by the
+  adapters' own geometry;
 - shares: per set, the mean gate of each member and of the shared model over the set's rows.
 """
 
@@ -21,19 +24,22 @@ from omegaconf import DictConfig
 
 from rewardsoup.core.errors import ModelError
 from rewardsoup.models.loading import load_reward_model
+from rewardsoup.routing.arrow import arrow_model
 from rewardsoup.routing.folder import SHARED, load_routed
 from rewardsoup.routing.scorer import score_routed_ids
-from rewardsoup.routing.sets import route_set, text_gates
+from rewardsoup.routing.sets import gate_shares, route_set, text_gates
 from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.metrics import EvalSet, Scored
 from rewardsoup.scoring.rewards import score_ids
 
 OUTPUTS = "_outputs"  # the output-mixing reference row: <routed name>_outputs
+ARROW = "_arrow"  # peft's training-free Arrow router over the same differences: <routed name>_arrow
 
 
 def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet],
-                scored: Mapping[str, Mapping[str, Scored]]) -> tuple[dict, dict, dict]:
-    """({dataset: Scored} of the routed soup, of its output-mixing reference, {dataset: {who: mean gate}})."""
+                scored: Mapping[str, Mapping[str, Scored]]) -> tuple[dict, dict, dict, dict | None]:
+    """({dataset: Scored} of the routed soup, of its output-mixing reference, {dataset: {who: mean gate}}, of
+    peft's Arrow over its differences (None at rank `full`))."""
     from transformers import AutoTokenizer
 
     routed, router, manifest = load_routed(folder)
@@ -45,6 +51,8 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
     own: dict[str, Scored] = {}
     mixed: dict[str, Scored] = {}
     shares: dict[str, dict[str, float]] = {}
+    arrow = arrow_model(routed, folder / SHARED, seed=int(manifest["settings"].get("seed", 0)))
+    arrowed: dict[str, Scored] | None = {} if arrow is not None else None
     with scoring.autocast(cfg):
         for es in evalsets:
             rs, again = route_set(es.name, cfg.datasets[es.name], str(cfg.split), tokenizer, folder / SHARED,
@@ -59,10 +67,10 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
             rewards = [_member_rewards(m, paths.get(m), es, scored, pad, bs) for m in members]
             alone = score_ids(routed.model, rs.ids, pad, bs)  # the shared model without any difference
             mixed[es.name] = Scored(es, (1.0 - g.sum(1)) * alone + sum(g[:, k] * r for k, r in enumerate(rewards)))
-            rows = g[: rs.n]  # one gate a row (a pair's second text repeats the first's)
-            shares[es.name] = {"shared": float(1.0 - rows.sum(1).mean()),
-                               **{m: float(rows[:, k].mean()) for k, m in enumerate(members)}}
-    return own, mixed, shares
+            shares[es.name] = gate_shares(router, rs, members)
+            if arrow is not None:
+                arrowed[es.name] = Scored(es, score_ids(arrow, rs.ids, pad, bs))
+    return own, mixed, shares, arrowed
 
 
 def _member_rewards(member: str, path: str | None, es: EvalSet, scored: Mapping[str, Mapping[str, Scored]],

@@ -2,7 +2,8 @@
 
 A recipe lists its members (name, data, objective and their own `train.*` overrides), the recipe-wide
 train.py and merge.py overrides, whether to sample, and optionally a `loop:` block (loop/config.py: sample ->
-pick -> fine-tune rounds). `base: <recipe>` takes another recipe's keys and sets only what differs. Overrides given on the command line come last, so
+pick -> fine-tune rounds), and optionally `routed:` (merge.py overrides of a routed soup fitted from the sweep's
+pick and tested beside it; an empty list takes conf/merge.yaml's `routed` block). `base: <recipe>` takes another recipe's keys and sets only what differs. Overrides given on the command line come last, so
 they win over the recipe's.
 """
 
@@ -48,6 +49,7 @@ class Recipe:
     train: list[str] = field(default_factory=list)  # extra overrides of train.py, for every member
     sample: bool = True  # best-of-4 stage
     loop: LoopSettings | None = None  # sample -> pick -> fine-tune rounds after the pick (loop/, conf/recipe/*loop*)
+    routed: list[str] | None = None  # merge.py search=routed overrides: a routed soup beside the pick; None = none
 
 
 def recipe_names() -> list[str]:
@@ -121,10 +123,10 @@ def load_recipe(name: str, loop_args: list[str] = ()) -> Recipe:
             [a.split(".", 1)[1] for a in loop_args])))
     if not isinstance(raw, dict) or not raw.get("members"):
         raise ConfigError(f"{path}: `members` must list at least one member")
-    unknown = set(raw) - {"members", "alternatives", "averages", "train", "merge", "sample", "loop"}
+    unknown = set(raw) - {"members", "alternatives", "averages", "train", "merge", "sample", "loop", "routed"}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected base, members, alternatives, averages, "
-                          "train, merge, sample, loop")
+                          "train, merge, sample, loop, routed")
     members = [_member(path, f"members[{i}]", m, False) for i, m in enumerate(raw["members"])]
     alternatives = [_member(path, f"alternatives[{i}]", m, True) for i, m in enumerate(raw.get("alternatives") or [])]
     names = [m.name for m in members + alternatives]
@@ -133,7 +135,8 @@ def load_recipe(name: str, loop_args: list[str] = ()) -> Recipe:
     return Recipe(name, members, alternatives, _averages(path, raw.get("averages"), names),
                   merge=_strings(raw.get("merge"), f"{path}: merge"),
                   train=_strings(raw.get("train"), f"{path}: train"), sample=bool(raw.get("sample", True)),
-                  loop=settings(raw["loop"], str(path)) if raw.get("loop") is not None else None)
+                  loop=settings(raw["loop"], str(path)) if raw.get("loop") is not None else None,
+                  routed=_strings(raw["routed"], f"{path}: routed") if raw.get("routed") is not None else None)
 
 
 def member_overrides(recipe: Recipe, member: Member, overrides: list[str]) -> list[str]:

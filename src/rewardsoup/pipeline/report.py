@@ -44,8 +44,10 @@ def evidence(metas: dict, results_json: Path) -> list[str]:
 
 def worth_it(results_json: Path) -> list[str]:
     """Is the soup worth choosing? Each soup against the alternatives, per dataset, from the paired verdicts."""
-    found = json.loads(results_json.read_text()).get("verdicts") or []
-    rows = [v for v in found if v["against"] in ("logit_ensemble",) or v["against"].startswith("multitask")]
+    data = json.loads(results_json.read_text())
+    found, kinds = data.get("verdicts") or [], {r["model"]: r.get("kind") for r in data.get("rows") or []}
+    rows = [v for v in found if v["against"] in ("logit_ensemble",) or v["against"].startswith("multitask")
+            or kinds.get(v["model"]) == "routed"]  # a routed soup: also against the static soups and its outputs row
     rows = [v for v in rows if not v["model"].startswith(("seed_ties", "uniform"))]
     if not rows:
         return []

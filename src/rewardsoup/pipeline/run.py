@@ -6,8 +6,9 @@ members' data, at the members' optimizer steps together; seed runs) and `average
 beside the soup. A recipe is a YAML file in conf/recipe/ (`pipeline.recipes`); the command line's overrides
 come last, each sent to the entry points whose configs have its key (`pipeline.overrides`). Every unfinished
 member's and alternative's data is read and checked first (a bad file stops the job with nothing written), then
-the stages: base -> members -> Optuna sweep of in-memory trials (val) -> pick the best trial, export it with
-mergekit, test it beside members and baselines -> best-of-4 samples (demo only) -> a recipe with a `loop:` block
+the stages: base -> members -> Optuna sweep of in-memory trials (val) -> with a `routed:` recipe key, a routed
+soup from the sweep's pick (router fitted on val) -> pick the best trial, export it with mergekit, test it
+beside members, baselines and the routed soup -> best-of-4 samples (demo only) -> a recipe with a `loop:` block
 (conf/recipe/demo_loop.yaml) then runs sample -> pick -> fine-tune rounds per picker and judges them (`loop`).
 Stages run through the same work functions and configs as the entry points; the sweep is its own
 `python merge.py -m …` (a Hydra multirun). A second run is fast, and a run after an interruption finishes
@@ -28,7 +29,7 @@ from omegaconf import DictConfig
 
 from rewardsoup.core.allocator import keep_freed_memory
 from rewardsoup.core.atomic import atomic_write_text
-from rewardsoup.core.config import validate
+from rewardsoup.core.config import ROUTED_MANIFEST, validate
 from rewardsoup.core.errors import RewardSoupError
 from rewardsoup.core.plain import plain
 from rewardsoup.loop.config import SOUP, roles
@@ -72,6 +73,7 @@ def _ledger_rows(sweep_dir) -> int:
     return len(ledger.read(sweep_dir)[1]) if (Path(str(sweep_dir)) / ledger.HEADER).exists() else 0
 
 
+ROUTED_ROW = "routed"  # the routed soup's row in the pick's test table
 WALLS = "pipeline-walls.json"  # under paths.root: seconds per stage, from the run that did the stage's work
 
 
@@ -154,7 +156,27 @@ def pick_overrides(recipe: Recipe, alternatives: dict[str, Path]) -> list[str]:
     return [f"++pick.alternatives={{{alts}}}", f"++pick.averages={{{avgs}}}"]  # ++: new keys in the dicts
 
 
-def _sweep_and_pick(merge_args: list[str], walls: dict, pick_args: list[str]) -> tuple:
+def routed_args(recipe: Recipe, overrides: list[str]) -> list[str] | None:
+    """merge.py's overrides of the recipe's routed soup (None when it has none): the recipe's merge overrides,
+    its `routed:` list, then the command line's merge overrides (later win). The sweeper's own settings
+    (`hydra.sweeper.*`) stay with the sweep: a single run has no Optuna sweeper to take them."""
+    if recipe.routed is None:
+        return None
+    return ["search=routed", *[o for o in [*recipe.merge, *recipe.routed, *overrides]
+                               if not o.lstrip("+~").startswith("hydra.sweeper.")]]
+
+
+def _routed_folder(args: list[str] | None) -> Path | None:
+    """Where the routed stage writes its soup (composed, not validated: the members do not exist yet; merge.py
+    checks its settings when the stage runs, before any merge)."""
+    if args is None:
+        return None
+    rcfg = compose_cfg("merge", args)
+    return Path(rcfg.paths.soups) / str(rcfg.routed.name)
+
+
+def _sweep_and_pick(merge_args: list[str], walls: dict, pick_args: list[str],
+                    routed: tuple[list[str], Path] | None = None) -> tuple:
     scfg = validate(compose_cfg("merge", merge_args))  # a bad value stops the job before the sweep
     # always launched: the Optuna study resumes, so a rerun only adds the trials still missing
     sweep_title = "3/5 sweep: Optuna trials (conf/search/optuna.yaml) merged in memory, scored on val"
@@ -162,6 +184,11 @@ def _sweep_and_pick(merge_args: list[str], walls: dict, pick_args: list[str]) ->
     _stage(sweep_title, None, lambda: _run([sys.executable, "merge.py", "-m", *merge_args]), walls)
     if _ledger_rows(scfg.sweep.dir) == trials_before:  # nothing new: keep the wall of the run that did the trials
         walls.pop(sweep_title)
+    if routed:  # before the pick: its test table holds the routed row
+        args, folder = routed
+        _stage("3b/5 routed soup: the sweep's pick plus each member's difference, weighted per prompt by a router "
+               "fitted on val (conf/search/routed.yaml)", folder / ROUTED_MANIFEST,
+               lambda: _run([sys.executable, "merge.py", *args]), walls)
     pcfg = validate(compose_cfg("merge", merge_args + ["mode=pick"] + pick_args))
     picked = Path(pcfg.paths.soups) / str(pcfg.pick.name)
     report = Path(pcfg.paths.reports) / "evaluate-test" / "table.md"
@@ -215,14 +242,17 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     cfg = validate(compose_cfg("train", routed["train"]))  # the schemas' value rules (core/config.py)
     cfgs = _train_cfgs(recipe, routed["train"])
     _check_data(recipe, cfgs)  # every set read and checked before the base is built
+    r_args = routed_args(recipe, routed["merge"])
+    r_folder = _routed_folder(r_args)
     merge_args, pick_args = ["search=optuna"] + recipe.merge + routed["merge"], pick_overrides(recipe, {
-        m.name: Path(cfgs[m.name].train.output_dir) for m in recipe.alternatives})
+        **{m.name: Path(cfgs[m.name].train.output_dir) for m in recipe.alternatives},
+        **({ROUTED_ROW: r_folder} if r_folder else {})})
     if recipe.loop:  # pickers, judge and prompt sets checked before any work
         loop_roles = _loop_roles(recipe, cfgs, _picked_folder(merge_args, pick_args), Path(cfg.paths.root))
     _stage(f"1/5 base: {cfg.model.source} cut to {cfg.model.layers} layers, 1-logit head",
            Path(cfg.model.base_dir) / BASE_META, lambda: build_base(cfg.model), walls)
     members, alternatives = _members(recipe, routed["train"], walls, cfgs)
-    scfg, picked, report = _sweep_and_pick(merge_args, walls, pick_args)
+    scfg, picked, report = _sweep_and_pick(merge_args, walls, pick_args, (r_args, r_folder) if r_folder else None)
     samples = Path(cfg.paths.root) / "samples" / "demo-best-of-4.jsonl"
     if recipe.sample:
         _stage("5/5 best-of-4: SmolLM2 writes four replies per role-play prompt, the soup picks one", samples,
@@ -240,6 +270,8 @@ def run_recipe(name: str, overrides: list[str]) -> dict:
     for name, path in alternatives.items():
         print(f"  alternative {name}: {path}")
     print(f"  picked soup: {picked}  (mergekit YAML beside it)")
+    if r_folder:
+        print(f"  routed soup: {r_folder}  (row '{ROUTED_ROW}'; its shared/ is the static soup it routes from)")
     print(f"  sweep ledger: {Path(scfg.sweep.dir) / 'ledger.jsonl'}  plots: {Path(scfg.sweep.dir) / 'plots'}")
     if recipe.sample:
         print(f"  best-of-4 samples: {samples}")

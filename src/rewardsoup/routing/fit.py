@@ -84,6 +84,8 @@ def row_lengths(rs: RouteSet, rows: np.ndarray) -> np.ndarray:
     return np.array([len(rs.ids[i]) for i in rows], dtype=np.int64)
 
 
+SET_BATCH = 64  # prompts per set per step for the which-set loss when it reads other rows (set_feats): a few
+#               thousand train prompts are seen a few times over a fit, at no forward pass (features are pooled once)
 MEGA = 16  # the fit's chunks are cut from groups of 16 chunks' rows, sorted by length within each (as HF's
 #           LengthGroupedSampler does): little padding, and chunks that differ from epoch to epoch
 
@@ -128,15 +130,18 @@ def split_rows(sets: list[RouteSet], stop_share: float, seed: int) -> dict[str, 
 def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int = 8, lr: float = 0.05,
                batch_rows: int = 8, stop_share: float = 0.25, patience: int = 2, seed: int = 0,
                precision: Callable = None, say: Callable = print, owners: dict[str, int] | None = None,
-               set_weight: float = 0.0) -> dict:
+               set_weight: float = 0.0, set_feats: dict[str, torch.Tensor] | None = None) -> dict:
     """Fit `router` in place (the best epoch's weights end in it); returns the history and the split sizes.
     `owners` (set -> the index of the member trained on it) with `set_weight` > 0 adds the auxiliary "which set
-    is this" loss, -log(gate of the set's own member), on that set's rows."""
+    is this" loss, -log(gate of the set's own member): on the step's rows of that set, or, with `set_feats`
+    (set -> prompt features of other rows, e.g. the train split's; no label is read), on SET_BATCH of those
+    rows drawn per step."""
     owners = owners or {}
     torch.manual_seed(seed)
     start = time.perf_counter()
     parts = split_rows(sets, stop_share, seed)
-    router.standardise_on(torch.cat([rs.feats[parts[rs.name][0]] for rs in sets]))
+    extra = {n: f for n, f in (set_feats or {}).items() if n in owners and len(f)} if set_weight > 0 else {}
+    router.standardise_on(torch.cat([rs.feats[parts[rs.name][0]] for rs in sets] + list(extra.values())))
     opt = torch.optim.Adam(router.parameters(), lr=lr)
     ctx = precision or (lambda: torch.autocast("cpu", enabled=False))
     rng = np.random.default_rng(seed)
@@ -160,7 +165,9 @@ def fit_router(routed, router, sets: list[RouteSet], pad_id: int, *, epochs: int
                     rows = chunks[rs.name][step % len(chunks[rs.name])]  # a smaller set cycles
                     own = loss_of(rs, rewards(routed, router, rs, rows, pad_id), rows)
                     if set_weight > 0 and rs.name in owners:
-                        gate = router(rs.feats[rows])[:, owners[rs.name]]
+                        feats = (extra[rs.name][rng.choice(len(extra[rs.name]), min(SET_BATCH, len(extra[rs.name])),
+                                                           replace=False)] if rs.name in extra else rs.feats[rows])
+                        gate = router(feats)[:, owners[rs.name]]
                         own = own + set_weight * -torch.log(gate.float() + 1e-9).mean()
                     losses.append(own)
                 loss = torch.stack(losses).mean()

@@ -6,6 +6,7 @@
                                   tokenizer), so it still exports and loads on its own
     <folder>/deltas.safetensors   each member's difference: "<member>/<tensor>/d" exact, or ".../a" and ".../b"
     <folder>/router.safetensors   the router's weights and its feature standardisation
+    <folder>/README.md            the model card (`routing.card`): members, router, how it splits each set
 
 `is_routed` tells a routed folder from a plain reward model folder; `load_routed` gives (RoutedModel, router,
 manifest). A routed soup is not one set of weights: `mergekit-yaml` cannot export it (its `shared/` can).
@@ -23,6 +24,7 @@ import torch
 from rewardsoup.core.atomic import atomic_dir
 from rewardsoup.core.config import ROUTED_MANIFEST
 from rewardsoup.core.errors import ModelError
+from rewardsoup.models.cards import CARD
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.deltas import Delta
 from rewardsoup.routing.model import RoutedModel
@@ -50,8 +52,8 @@ def _delta_tensors(routed: RoutedModel) -> dict[str, torch.Tensor]:
 
 
 def save_routed(folder: str | Path, routed: RoutedModel, router: PromptRouter, shared_dir: str | Path,
-                manifest: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write the folder atomically: nothing at `folder` until every file is in place."""
+                manifest: dict[str, Any], overwrite: bool = False, card: str | None = None) -> Path:
+    """Write the folder atomically: nothing at `folder` until every file (and the card, when given) is in place."""
     from safetensors.torch import save_file
 
     with atomic_dir(folder, overwrite=overwrite) as tmp:
@@ -59,6 +61,8 @@ def save_routed(folder: str | Path, routed: RoutedModel, router: PromptRouter, s
         save_file(_delta_tensors(routed), str(tmp / DELTAS))
         save_file({k: v.contiguous() for k, v in router.state_dict().items()}, str(tmp / ROUTER))
         (tmp / MANIFEST).write_text(json.dumps({**manifest, "members": routed.members}, indent=1, default=str))
+        if card is not None:
+            (tmp / CARD).write_text(card)
     return Path(folder)
 
 

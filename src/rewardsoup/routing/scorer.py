@@ -8,11 +8,13 @@ reply's tokens never reach the gate, and a pair's or best-of-N's texts share one
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from rewardsoup.routing.folder import SHARED, load_routed
 from rewardsoup.routing.prompts import PROMPT_END, shared_prompt
 from rewardsoup.routing.router import prompt_features
 from rewardsoup.scoring.rewards import pad_batch, tokenize
@@ -24,6 +26,19 @@ class RoutedScorer:
     def __init__(self, routed, router, tokenizer, pattern: str = PROMPT_END, prompt_length: int = 256):
         self.routed, self.router, self.tokenizer = routed, router, tokenizer
         self.pattern, self.prompt_length = pattern, int(prompt_length)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "RoutedScorer":
+        """A saved routed soup (`routing.folder`), with the prompt rule and length it was fitted with."""
+        from transformers import AutoTokenizer
+
+        routed, router, manifest = load_routed(folder)
+        return cls(routed, router, AutoTokenizer.from_pretrained(str(Path(folder) / SHARED)),
+                   str(manifest["prompt_end"]), int(manifest["prompt_length"]))
+
+    def to(self, device) -> "RoutedScorer":
+        self.routed.to(device)
+        return self
 
     def prompts(self, texts: Sequence[str], groups: Sequence[Sequence[int]] = ()) -> list[str]:
         """Each text's prompt; the texts of a group (indices) get their group's common prompt."""
@@ -43,13 +58,23 @@ class RoutedScorer:
             return self.router(prompt_features(emb, ids))
 
     def score_texts(self, texts: Sequence[str], max_length: int, batch_size: int = 32,
-                    groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
-        """One fp32 logit per text (sorted by length into batches, as the scoring path batches)."""
+                    groups: Sequence[Sequence[int]] = (), truncation: str = "independent") -> np.ndarray:
+        """One fp32 logit per text (sorted by length into batches, as the scoring path batches); texts cut as
+        `scoring.rewards.tokenize` cuts them (`truncation` joint: a group by one common cut)."""
         if not len(texts):
             return np.empty(0)
-        ids = tokenize(self.tokenizer, texts, max_length).ids
-        return score_routed_ids(self.routed, ids, self.gates(texts, groups), self.tokenizer.pad_token_id,
-                                batch_size)
+        ids = tokenize(self.tokenizer, texts, max_length, groups, truncation).ids
+        gate = self.gates(texts, groups).to(next(self.routed.parameters()).device)
+        return score_routed_ids(self.routed, ids, gate, self.tokenizer.pad_token_id, batch_size)
+
+
+def scalar_score(folder: str | Path, texts: Sequence[str] | str, max_length: int = 1024,
+                 batch_size: int = 32) -> list[float]:
+    """`scoring.scalar_score` for a routed soup folder: P(liked) = sigmoid(reward), each text under its own
+    prompt's weights."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    logits = RoutedScorer.from_folder(folder).score_texts(texts, max_length, batch_size)
+    return (1.0 / (1.0 + np.exp(-logits))).tolist()
 
 
 def score_routed_ids(routed, ids: Sequence[Sequence[int]], gate: torch.Tensor, pad_id: int,
@@ -62,6 +87,7 @@ def score_routed_ids(routed, ids: Sequence[Sequence[int]], gate: torch.Tensor, p
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = pad_batch([ids[i] for i in idx], pad_id)
-            logits = routed(batch["input_ids"], batch["attention_mask"], gate=gate[idx])
+            logits = routed(batch["input_ids"].to(gate.device), batch["attention_mask"].to(gate.device),
+                            gate=gate[idx])
             out[idx] = logits.logits.float()[:, 0].numpy()
     return out

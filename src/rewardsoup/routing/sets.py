@@ -29,17 +29,28 @@ def route_set(name: str, data_cfg: Mapping, split: str, tokenizer, tokenizer_dir
               embedding: torch.Tensor) -> tuple[RouteSet, EvalSet]:
     """(the split as the router sees it, the same split as the scoring path's EvalSet: one text order)."""
     es = load_evalset(name, data_cfg, split, tokenizer_dir, max_length, cache, truncation)
+    if es.schema not in ("pairwise", "binary"):
+        raise ConfigError(f"a routed soup routes pairwise and binary sets; {name} is {es.schema}")
+    feats = split_features(name, data_cfg, split, tokenizer, prompt_end, prompt_length, embedding)
+    if len(feats) != es.n:
+        raise ConfigError(f"{name}: {len(feats)} {split} rows but {es.n} tokenized ones (a stale evalset cache?)")
+    return RouteSet(name, es.schema, es.ids, es.labels, feats), es
+
+
+def split_features(name: str, data_cfg: Mapping, split: str, tokenizer, prompt_end: str, prompt_length: int,
+                   embedding: torch.Tensor) -> torch.Tensor:
+    """(rows, d): the prompt features of every row of a split, and nothing else (the which-set loss reads the
+    train split's prompts without tokenizing its texts)."""
     rows = getattr(load_splits(data_cfg, tokenizer), split)
-    if es.schema == "pairwise":
+    if not len(rows):
+        return torch.zeros(0, embedding.shape[1])
+    if "chosen" in rows.column_names:
         prompts = [shared_prompt(list(pair_texts(r)), prompt_end) for r in rows]
-    elif es.schema == "binary":
+    elif "text" in rows.column_names:
         prompts = [shared_prompt([r["text"]], prompt_end) for r in rows]
     else:
-        raise ConfigError(f"a routed soup routes pairwise and binary sets; {name} is {es.schema}")
-    if len(prompts) != es.n:
-        raise ConfigError(f"{name}: {len(prompts)} {split} rows but {es.n} tokenized ones (a stale evalset cache?)")
-    ids = tokenize(tokenizer, prompts, int(prompt_length)).ids
-    return RouteSet(name, es.schema, es.ids, es.labels, prompt_features(embedding, ids)), es
+        raise ConfigError(f"a routed soup routes pairwise and binary sets; {name} has columns {rows.column_names}")
+    return prompt_features(embedding, tokenize(tokenizer, prompts, int(prompt_length)).ids)
 
 
 def text_gates(router, rs: RouteSet) -> torch.Tensor:
@@ -48,3 +59,10 @@ def text_gates(router, rs: RouteSet) -> torch.Tensor:
     with torch.no_grad():
         gate = router(rs.feats)
     return torch.cat([gate, gate]) if rs.schema == "pairwise" else gate
+
+
+def gate_shares(router, rs: RouteSet, members: list[str]) -> dict[str, float]:
+    """The router's mean weight per member (and for the shared model) over a set's rows."""
+    with torch.no_grad():
+        g = router(rs.feats).float()
+    return {"shared": max(0.0, float(1.0 - g.sum(1).mean())), **{m: float(g[:, k].mean()) for k, m in enumerate(members)}}

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 
 from omegaconf import MISSING
 
-from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, existing_file, model_folder,
+from rewardsoup.core.config import (LoggerConfig, PathsConfig, at_least_one, checked, existing_file, scorer_folder,
                                     one_of, positive, store, within)
 from rewardsoup.data.render import STYLES
 from rewardsoup.models.config import ModelConfig
@@ -35,7 +35,7 @@ class SampleJobConfig:
     model: ModelConfig = MISSING
     logger: LoggerConfig = MISSING
     generator: str = MISSING
-    reward_model: str = checked(check=model_folder)  # a soup or member folder: checked before the generator loads
+    reward_model: str = checked(check=scorer_folder)  # a soup, member or routed soup folder: checked before the generator loads
     mode: str = checked(check=one_of(*MODES))
     prompts: Optional[str] = checked(None, check=existing_file)  # jsonl of prompts; null: prompt or candidates
     prompt: Optional[Any] = None  # one string, or a list of them

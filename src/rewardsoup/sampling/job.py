@@ -10,7 +10,8 @@ given replies without generating). Per prompt:
 2. scoring (`score_candidates`): each candidate is rendered for the reward model exactly like training data,
    `render_conversation(messages + [reply])` (Chai "Name: text" lines when messages carry names), and scored
    through `rewardsoup.scoring.rewards.score_texts` (left truncation to `max_length`: each candidate on its
-   own, or all of a prompt's candidates by one common cut with `scoring.truncation=joint`);
+   own, or all of a prompt's candidates by one common cut with `scoring.truncation=joint`); a routed soup
+   folder scores them through `routing.scorer.RoutedScorer`, a prompt's candidates under one gate;
 3. output: a jsonl (atomic) with, per prompt, every candidate and its reward and the argmax as `chosen`;
    `mode=preferences` writes best/worst as canonical pairwise rows (`prompt`, `chosen`, `rejected`,
    `margin`) that `train.py data=local_pairs data.source=FILE objective=pairwise` reads.
@@ -32,6 +33,8 @@ from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.tracking import start_run
 from rewardsoup.data.render import render_prompt_and_reply
 from rewardsoup.models.loading import load_scorer
+from rewardsoup.routing.folder import is_routed
+from rewardsoup.routing.scorer import RoutedScorer
 from rewardsoup.sampling.generation import device_of, generate_replies, load_generator
 from rewardsoup.sampling.prompts import PromptItem, cli_prompts, read_candidates, read_prompts
 from rewardsoup.scoring import config as scoring
@@ -48,11 +51,21 @@ def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Seq
     """
     split = [[render_prompt_and_reply(item.messages, item.reply(r), style, tokenizer) for r in reps]
              for item, reps in zip(items, replies)]
-    rewards = score_text_groups(model, tokenizer, [p + r for parts in split for p, r in parts],
-                                group_sizes([len(parts) for parts in split]), max_length, batch_size, share_prefix,
-                                truncation)
+    texts, groups = [p + r for parts in split for p, r in parts], group_sizes([len(parts) for parts in split])
+    if isinstance(model, RoutedScorer):  # a routed soup: a prompt's candidates share its one set of weights
+        rewards = model.score_texts(texts, max_length, batch_size, groups, truncation)
+    else:
+        rewards = score_text_groups(model, tokenizer, texts, groups, max_length, batch_size, share_prefix, truncation)
     ends = np.cumsum([len(parts) for parts in split])
     return [(parts, rewards[end - len(parts):end]) for parts, end in zip(split, ends)]
+
+
+def reward_scorer(path: Path) -> tuple:
+    """(model, tokenizer) of a saved reward model, or (RoutedScorer, its tokenizer) of a routed soup folder."""
+    if is_routed(path):
+        scorer = RoutedScorer.from_folder(path)
+        return scorer, scorer.tokenizer
+    return load_scorer(path)
 
 
 def best_row(item: PromptItem, replies: Sequence[str], parts, rewards: np.ndarray,
@@ -117,7 +130,7 @@ def sample_job(cfg) -> dict[str, Any]:
     n, mode = int(cfg.n), str(cfg.mode)  # checked by sampling/config.py's rules (run_job)
     items, source, rerank = _items(cfg)
     gen_cfg, device = cfg.generation, device_of(cfg.get("device"))
-    model, tokenizer = load_scorer(Path(str(cfg.reward_model)).expanduser())
+    model, tokenizer = reward_scorer(Path(str(cfg.reward_model)).expanduser())
     model.to(device)
     gen = None if rerank else load_generator(str(cfg.generator), str(gen_cfg.get("dtype", "auto")), device)
     name = f"{source}-{mode}-{'rerank' if rerank else f'n{n}-seed{cfg.seed}'}.jsonl"

@@ -11,13 +11,18 @@ conf/scoring `truncation`; see `rewardsoup.scoring.truncation`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from rewardsoup.core.config import ROUTED_MANIFEST
+from rewardsoup.core.registry import lookup
 from rewardsoup.models.loading import load_scorer
 from rewardsoup.scoring.truncation import Tokenized, truncate
+
+ROUTED_SCALAR_SCORE = "rewardsoup.routing.scorer:scalar_score"  # scalar_score of a routed soup folder
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int, groups: Sequence[Sequence[int]] = (),
@@ -88,8 +93,12 @@ def scalar_score(model_path, texts: Sequence[str] | str, max_length: int = 1024,
     """P(liked) = sigmoid(reward) for each rendered text, from a saved member or soup.
 
     Equal to `transformers.pipeline("text-classification", model=model_path)` scores for texts within
-    `max_length` tokens (the pipeline applies the same sigmoid to a one-logit head).
+    `max_length` tokens (the pipeline applies the same sigmoid to a one-logit head). A routed soup folder
+    (`routed_soup.json`) is scored by `routing.scorer.scalar_score`, named by import path because routing/ is
+    built on this package.
     """
+    if (Path(str(model_path)) / ROUTED_MANIFEST).is_file():  # a routed soup: its own path, each prompt its weights
+        return lookup({}, ROUTED_SCALAR_SCORE, "scalar_score")(model_path, texts, max_length, batch_size)
     texts = [texts] if isinstance(texts, str) else list(texts)
     model, tokenizer = load_scorer(model_path)
     logits = score_texts(model, tokenizer, texts, max_length, batch_size)

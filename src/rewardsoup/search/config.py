@@ -66,6 +66,7 @@ class RoutedConfig:
     init: str = checked(check=one_of("shared", "uniform"))  # the router's start: the shared model, or equal weights
     fit: str = checked(check=one_of("network", "outputs"))  # through the routed forward, or its output-mixing surrogate
     set_loss: float = checked(check=not_negative)  # weight of the auxiliary "which set is this" loss (0: off)
+    set_prompts: str = checked(check=one_of("train", "val"))  # whose prompts that loss reads: the train split's, or val's fitting rows
     epochs: int = checked(check=at_least_one)  # passes over the fitting rows (the stopping rows pick the best)
     batch_rows: int = checked(check=at_least_one)  # rows per dataset per step
     lr: float = checked(check=within(0, 10, low_open=True))  # Adam's step size on the router

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 from omegaconf import MISSING
 
 from rewardsoup.core import precision
-from rewardsoup.core.config import (at_least_one, checked, finite, folder_name, folder_path, model_folder, not_negative,
+from rewardsoup.core.config import (at_least_one, checked, finite, folder_name, folder_path, not_negative, scorer_folder,
                                     one_of, within)
 from rewardsoup.merging.config import MergeConfig
 from rewardsoup.sweep.objective import BINARY_METRICS, KINDS
@@ -50,5 +50,5 @@ class PickConfig:
     push_to_hub: Optional[str] = None  # a hub repo id to upload the picked soup folder to; null: no upload
     seed_ties: MergeConfig = MISSING  # the seed's soup, tested beside the picked one
     # name -> folder: models tested beside the soup (a missing one would fail after the soup is exported)
-    alternatives: Dict[str, str] = checked(factory=dict, each=model_folder)
+    alternatives: Dict[str, str] = checked(factory=dict, each=scorer_folder)
     averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)

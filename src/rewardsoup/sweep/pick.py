@@ -6,7 +6,8 @@
 4. evaluate.py's table on the TEST splits, which no trial saw: members, the picked soup, seed_ties, the
    uniform soup, the logit ensemble, the alternatives a user weighs (`pick.alternatives`: a multi-task
    model, seed runs; `pick.averages`: runs averaged linearly) and the reference rows (untrained base, length
-   heuristic), with bootstrap intervals, paired differences against the specialists, the recipe's 2-point
+   heuristic), a routed soup among the alternatives (its card rewritten with the test rows and the router's
+   split of each test set), with bootstrap intervals, paired differences against the specialists, the recipe's 2-point
    bar and every comparison's verdict;
 5. plots and the W&B summary run (`sweep.summary`): objective against each weight and density; the
    per-dataset trade-off with the Pareto front, the members, the pick and the floors;
@@ -16,12 +17,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rewardsoup.core.atomic import atomic_write_json
+from rewardsoup.core.config import ROUTED_MANIFEST
 from rewardsoup.sweep import ledger
 from rewardsoup.core.errors import ConfigError
 from rewardsoup.core.plain import plain
@@ -29,6 +32,7 @@ from rewardsoup.merging.on_disk import SOUP_CONFIG
 from rewardsoup.merging.soup import export
 from rewardsoup.evaluation.job import evaluate_models, model_kind
 from rewardsoup.models.cards import check_upload, push_folder, write_soup_card
+from rewardsoup.routing.card import write_routed_card
 from rewardsoup.sweep.plots import COEFFICIENTS_PNG, plot_coefficients
 from rewardsoup.sweep.summary import choose, summarize
 
@@ -107,6 +111,9 @@ def pick_best(cfg: DictConfig) -> dict[str, Any]:
                            "params": best["params"], "objective_value": best["objective"], "val": best["val"],
                            "n_trials": len(rows), "note": outcome["note"],
                            **({"layerwise": layerwise} if layerwise else {})})
+    for name, by_set in (result.get("routed_shares") or {}).items():  # a routed alternative's card: its test rows
+        folder = Path(alternatives[name])
+        write_routed_card(folder, json.loads((folder / ROUTED_MANIFEST).read_text()), by_set, "test", result, name)
     if repo:
         print(f"[rewardsoup] pushed {picked} -> {push_folder(picked, str(repo))}", flush=True)
     atomic_write_json(picked / PICK_DONE, {"sweep": str(sweep_dir), "trial": best["trial"], "source": best["source"],

@@ -3,25 +3,31 @@ the member marks on the sweep's plots.
 
 Scored once per sweep folder, through the same trial path as any soup (a one-member linear merge is the
 member itself), and kept in `members.json` beside the ledger; a file lock makes parallel workers score
-them once. The file keeps every metric, so a later objective (accuracy or AUC) reads its own number.
+them once. The file keeps every metric, so a later objective (accuracy or AUC) reads its own number; the
+per-text rewards go beside it (`members-val-rewards.npz`), for the routed soup's output-mixing fit.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 from filelock import FileLock
 from omegaconf import DictConfig
 
-from rewardsoup.core.atomic import atomic_write_json
+from rewardsoup.core import precision
+from rewardsoup.core.atomic import atomic_write_bytes, atomic_write_json
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.soup import merge_request
+from rewardsoup.scoring import config as scoring
 from rewardsoup.sweep.objective import dataset_score, floors_from_members
 from rewardsoup.sweep.trials import score_request
 
 MEMBERS_FILE = "members.json"
+REWARDS_FILE = "members-val-rewards.npz"  # each member's per-text val rewards, "member/dataset" -> array
 
 
 def ingredients(request: Mapping[str, Any], members: list[str], method: str) -> dict[str, Any]:
@@ -48,14 +54,41 @@ def member_details(cfg: DictConfig, sweep_dir: str | Path) -> dict[str, dict[str
         if path.exists():
             return json.loads(path.read_text())["members"]
         request = merge_request(cfg)
-        out = {}
+        out, rewards = {}, {}
         for name in sorted(request["members"]):
             result = score_request(cfg, ingredients(request, [name], "linear"))
             out[name] = {ds: _detail(m) for ds, m in result["val_detail"].items()}
+            rewards.update({f"{name}/{ds}": r for ds, r in result["rewards"].items()})
             print(f"[rewardsoup] member '{name}' alone on val: "
                   + ", ".join(f"{ds} {m['accuracy']:.3f}" for ds, m in out[name].items()), flush=True)
-        atomic_write_json(path, {"members": out})
+        atomic_write_bytes(Path(sweep_dir) / REWARDS_FILE, _npz(rewards))
+        atomic_write_json(path, {"members": out, "rewards": {"file": REWARDS_FILE, **scoring_stamp(cfg)}})
         return out
+
+
+def scoring_stamp(cfg: DictConfig) -> dict[str, Any]:
+    """What the per-text val rewards depend on beyond the member: a reader with another stamp scores again."""
+    return {"max_length": int(cfg.trial.max_length), "dtype": str(precision.resolve(scoring.dtype(cfg))),
+            "truncation": str(scoring.truncation(cfg))}
+
+
+def member_rewards(cfg: DictConfig, sweep_dir: str | Path) -> dict[str, np.ndarray]:
+    """"member/dataset" -> each val text's reward as the sweep scored that member alone (the routed soup's
+    output-mixing fit reads them instead of scoring the members again); {} when not kept or scored otherwise."""
+    path = Path(sweep_dir) / MEMBERS_FILE
+    if not path.exists():
+        return {}
+    kept = json.loads(path.read_text()).get("rewards") or {}
+    if {k: v for k, v in kept.items() if k != "file"} != scoring_stamp(cfg) or not (Path(sweep_dir) / REWARDS_FILE).exists():
+        return {}
+    with np.load(Path(sweep_dir) / REWARDS_FILE) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def member_scores(cfg: DictConfig, sweep_dir: str | Path) -> dict[str, dict[str, float]]:

@@ -80,4 +80,5 @@ def score_request(cfg: DictConfig, request: Mapping[str, Any], report: Reporter 
     if not math.isfinite(value):
         raise ConfigError(f"objective is {value} (per dataset {per_dataset}); are the val splits empty?")
     return {"objective": value, "val": per_dataset, "val_detail": detail, "state": state, "texts": texts,
+            "rewards": {name: sc.rewards for name, sc in zip(names, scored)},  # per text; not for the ledger
             "scoring_dtype": precision.resolve(scoring.dtype(cfg)), "steps": steps, "merge_s": round(merge_s, 3), "trial_s": round(time.perf_counter() - start, 3)}
