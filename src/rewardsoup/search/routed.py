@@ -164,5 +164,6 @@ def run_routed(cfg: DictConfig) -> dict[str, Any]:
                                      shares, "val"))
     print(f"[rewardsoup] routed soup -> {folder}: rank {rc.rank} keeps {manifest['kept_fraction']:.3f} of the "
           f"differences ({held / 1e6:.1f}M numbers), kept epoch {fit['best_epoch']}, stopping accuracy "
-          f"{fit['history'][0]['stop']} -> {fit['best_stop']} in {manifest['wall_s']}s ({walls})", flush=True)
+          + ", ".join(f"{ds} {fit['history'][0]['stop'][ds]:.3f} -> {acc:.3f}" for ds, acc in fit["best_stop"].items())
+          + f" in {manifest['wall_s']}s ({walls})", flush=True)
     return manifest
