@@ -499,7 +499,7 @@ def test_the_arrow_reference_gets_each_members_linear_differences_as_an_exact_pe
     somewhere between, and a rank-`full` soup has no adapters to route."""
     from peft import PeftModel
 
-    from rewardsoup.routing.arrow import arrow_model, linear_factors, write_adapters
+    from rewardsoup.routing.arrow import arrow_model, arrow_scores, linear_factors, write_adapters
 
     torch.manual_seed(0)
     shared = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir("llama")), num_labels=1).eval()
@@ -519,6 +519,9 @@ def test_the_arrow_reference_gets_each_members_linear_differences_as_an_exact_pe
         torch.testing.assert_close(_logits(peft, ids, mask), _logits(plain, ids, mask), atol=1e-5, rtol=1e-5)
     arrow = arrow_model(routed, tmp_path / "shared")
     got = _logits(arrow, ids, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the test table's bf16: the row is still scored (in fp32)
+        again = arrow_scores(arrow, [list(map(int, row[m.bool()])) for row, m in zip(ids, mask)], 0)
+    np.testing.assert_allclose(again, got.numpy(), atol=1e-4)
     assert torch.isfinite(got).all() and not torch.allclose(got, _logits(load_reward_model(tmp_path / "shared"),
                                                                           ids, mask))
     assert arrow_model(build_routed(load_reward_model(tmp_path / "shared"), sds, "full"), tmp_path / "shared") is None

@@ -10,7 +10,7 @@ members' *outputs* with the same router, and how the router splits each set betw
   difference between the outputs row and the static soup is what the router's choices are worth;
 - `<name>_arrow` (kind `baseline`): peft's Arrow (`routing.arrow`), the training-free per-token router, over the
   same low-rank differences of the Linear layers: what learning the prompt gate buys over routing by the
-  adapters' own geometry;
+  adapters' own geometry (scored in fp32: peft's Arrow fails under bf16 autocast);
 - shares: per set, the mean gate of each member and of the shared model over the set's rows.
 """
 
@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from rewardsoup.core.errors import ModelError
 from rewardsoup.models.loading import load_reward_model
-from rewardsoup.routing.arrow import arrow_model
+from rewardsoup.routing.arrow import arrow_model, arrow_scores
 from rewardsoup.routing.folder import SHARED, load_routed
 from rewardsoup.routing.scorer import score_routed_ids
 from rewardsoup.routing.sets import gate_shares, route_set, text_gates
@@ -69,7 +69,7 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
             mixed[es.name] = Scored(es, (1.0 - g.sum(1)) * alone + sum(g[:, k] * r for k, r in enumerate(rewards)))
             shares[es.name] = gate_shares(router, rs, members)
             if arrow is not None:
-                arrowed[es.name] = Scored(es, score_ids(arrow, rs.ids, pad, bs))
+                arrowed[es.name] = Scored(es, arrow_scores(arrow, rs.ids, pad, bs))  # fp32 (see arrow_scores)
     return own, mixed, shares, arrowed
 
 

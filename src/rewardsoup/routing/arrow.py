@@ -19,6 +19,7 @@ import torch
 
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.model import RoutedModel, module_kind
+from rewardsoup.scoring.rewards import score_ids
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's file name for an adapter's weights
 
@@ -55,6 +56,14 @@ def write_adapters(routed: RoutedModel, folder: Path) -> list[Path]:
                   str(path / ADAPTER_WEIGHTS))
         paths.append(path)
     return paths
+
+
+def arrow_scores(model, ids, pad_id: int, batch_size: int = 32):
+    """One logit per token sequence through the Arrow model, in fp32 whatever autocast is active: peft 0.21's
+    Arrow forward mixes its fp32 routing scores with autocast's bf16 ones and fails (`scatter(): Expected
+    self.dtype to be equal to src.dtype`), so this row is always scored in full precision."""
+    with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+        return score_ids(model, ids, pad_id, batch_size)
 
 
 def arrow_model(routed: RoutedModel, shared_dir: str | Path, top_k: int | None = None, seed: int = 0):
