@@ -90,18 +90,23 @@ def _reference_length(cfg: DictConfig, datasets: list[str], scored_sets: list, t
     return out, notes
 
 
-def _routed(cfg: DictConfig, models: dict, evalsets: list, scored: dict, kinds: dict) -> dict[str, dict]:
-    """Each routed soup's row and its output-mixing row into `scored` / `kinds`; returns {name: {set: {who:
-    mean gate}}}, the router's split of each set."""
-    shares = {}
+def _routed(cfg: DictConfig, models: dict, evalsets: list, scored: dict, kinds: dict,
+            notes: list[str]) -> dict[str, dict]:
+    """Each routed soup's row and its output-mixing row into `scored` / `kinds` (a line for `notes` when the
+    shared model's rewards are a soup row's); returns {name: {set: {who: mean gate}}}, the router's split of
+    each set."""
+    shares, soups = {}, {name: path for name, (kind, path) in models.items() if kind == "soup"}
     for name, (kind, path) in models.items():
         if kind == "routed":
-            scored[name], scored[name + OUTPUTS], shares[name], arrow = routed_rows(cfg, name, path, evalsets, scored)
+            rows = routed_rows(cfg, name, path, evalsets, scored, soups)
+            scored[name], scored[name + OUTPUTS], shares[name] = rows.own, rows.mixed, rows.shares
             kinds[name + OUTPUTS] = "baseline"
-            if arrow is not None:
-                scored[name + ARROW], kinds[name + ARROW] = arrow, "baseline"
+            if rows.arrow is not None:
+                scored[name + ARROW], kinds[name + ARROW] = rows.arrow, "baseline"
+            if rows.shared_row:
+                notes.append(f"{name + OUTPUTS}: the shared model's rewards are {rows.shared_row}'s (the same merge)")
             print(f"[rewardsoup] scored {name} (routed), {name + OUTPUTS} (its router on the members' outputs)"
-                  + (f" and {name + ARROW} (peft's Arrow over its differences)" if arrow is not None else ""),
+                  + (f" and {name + ARROW} (peft's Arrow over its differences)" if rows.arrow is not None else ""),
                   flush=True)
     return shares
 
@@ -137,8 +142,9 @@ def evaluate_models(cfg: DictConfig) -> dict[str, Any]:
     for name, (kind, path) in models.items():
         if kind != "routed":
             run(name, load_reward_model(path))
-    shares = _routed(cfg, models, evalsets, scored, kinds)  # after the members: their rewards are reused
-    notes = [line for name, by_set in shares.items() for line in share_notes(name, by_set)]
+    reused: list[str] = []
+    shares = _routed(cfg, models, evalsets, scored, kinds, reused)  # after the members: their rewards are reused
+    notes = [line for name, by_set in shares.items() for line in share_notes(name, by_set)] + reused
     members = {n: p for n, (k, p) in models.items() if kinds[n] == "member"}
     base_dir = Path(cfg.model.base_dir)
     averages = {str(k): [str(x) for x in v] for k, v in (cfg.get("averages") or {}).items()}

@@ -5,7 +5,9 @@ members' *outputs* with the same router, and how the router splits each set betw
   the gate of the text's prompt (`routing.scorer.score_routed_ids`), in the job's scoring precision;
 - `<name>_outputs` (kind `baseline`): the same gates applied to rewards instead of weights,
   `(1 - sum_k g_k) r_shared + sum_k g_k r_k`, with r_shared the shared model's and r_k member k's own reward
-  (K + 1 forwards a text; the members' scores are reused when the table has them). The difference between the
+  (K + 1 forwards a text; the members' scores are reused when the table has them, and so are the shared
+  model's when the table holds a soup exported from the same merge request: in-memory merges equal mergekit's,
+  tests/test_merging.py; by default the shared model is the sweep's pick, the table's soup). The difference between the
   two rows is what applying the gates inside the network (and compressing the differences) does; the
   difference between the outputs row and the static soup is what the router's choices are worth;
 - `<name>_arrow` (kind `baseline`): peft's Arrow (`routing.arrow`), the training-free per-token router, over the
@@ -17,12 +19,15 @@ members' *outputs* with the same router, and how the router splits each set betw
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig
 
 from rewardsoup.core.errors import ModelError
+from rewardsoup.merging.on_disk import SOUP_CONFIG
+from rewardsoup.merging.soup import request_config
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.arrow import arrow_model, arrow_scores
 from rewardsoup.routing.folder import SHARED, load_routed
@@ -36,10 +41,20 @@ OUTPUTS = "_outputs"  # the output-mixing reference row: <routed name>_outputs
 ARROW = "_arrow"  # peft's training-free Arrow router over the same differences: <routed name>_arrow
 
 
+class RoutedRows(NamedTuple):
+    """A routed soup's rows of the table: {dataset: Scored} each, and how it splits each set."""
+
+    own: dict  # the routed soup itself
+    mixed: dict  # its output-mixing reference
+    shares: dict  # {dataset: {who: mean gate}}
+    arrow: dict | None  # peft's Arrow over its differences (None at rank `full`)
+    shared_row: str | None  # the table's soup whose rewards are the shared model's (None: scored here)
+
+
 def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet],
-                scored: Mapping[str, Mapping[str, Scored]]) -> tuple[dict, dict, dict, dict | None]:
-    """({dataset: Scored} of the routed soup, of its output-mixing reference, {dataset: {who: mean gate}}, of
-    peft's Arrow over its differences (None at rank `full`))."""
+                scored: Mapping[str, Mapping[str, Scored]], soups: Mapping[str, Path] = {}) -> RoutedRows:
+    """The rows of routed soup `name` (`folder`); `scored` holds the table's rows so far and `soups` the folders
+    of its soups (to find the shared model among them)."""
     from transformers import AutoTokenizer
 
     routed, router, manifest = load_routed(folder)
@@ -48,6 +63,7 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
     embedding = routed.model.get_input_embeddings().weight.detach()
     members = list(manifest["members"])
     paths = manifest["shared"]["members"]
+    shared_row = same_soup(manifest["shared"], {n: p for n, p in soups.items() if n in scored})
     own: dict[str, Scored] = {}
     mixed: dict[str, Scored] = {}
     shares: dict[str, dict[str, float]] = {}
@@ -65,12 +81,24 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
             own[es.name] = Scored(es, score_routed_ids(routed, rs.ids, gate, pad, bs))
             g = gate.float().numpy()
             rewards = [_member_rewards(m, paths.get(m), es, scored, pad, bs) for m in members]
-            alone = score_ids(routed.model, rs.ids, pad, bs)  # the shared model without any difference
+            alone = (scored[shared_row][es.name].rewards if shared_row  # the shared model without any difference
+                     else score_ids(routed.model, rs.ids, pad, bs))
             mixed[es.name] = Scored(es, (1.0 - g.sum(1)) * alone + sum(g[:, k] * r for k, r in enumerate(rewards)))
             shares[es.name] = gate_shares(router, rs, members)
             if arrow is not None:
-                arrowed[es.name] = Scored(es, arrow_scores(arrow, rs.ids, pad, bs))  # fp32 (see arrow_scores)
-    return own, mixed, shares, arrowed
+                arrowed[es.name] = Scored(es, arrow_scores(arrow, rs.ids, pad, bs))  # the table's precision
+    return RoutedRows(own, mixed, shares, arrowed, shared_row)
+
+
+def same_soup(request: Mapping, soups: Mapping[str, Path]) -> str | None:
+    """The first of `soups` exported from merge request `request` (its `SOUP_CONFIG` is the request's mergekit
+    YAML to the digit), or None."""
+    want = request_config(dict(request))
+    for name, folder in soups.items():
+        path = Path(folder) / SOUP_CONFIG
+        if path.is_file() and yaml.safe_load(path.read_text(encoding="utf-8")) == want:
+            return name
+    return None
 
 
 def _member_rewards(member: str, path: str | None, es: EvalSet, scored: Mapping[str, Mapping[str, Scored]],

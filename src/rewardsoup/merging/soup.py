@@ -56,8 +56,14 @@ def checked_config(r: dict[str, Any]) -> dict[str, Any]:
     base = r["base"] if method_spec(r["method"]).uses_base else None
     layers = r.get("layer_weights")  # a layer-wise soup (`search.layerwise`): per-tensor weights
     preflight(r["method"], base, r["members"], r["weights"], r["density"], r["params"], layers)
+    return request_config(r)
+
+
+def request_config(r: dict[str, Any]) -> dict[str, Any]:
+    """Request `r`'s mergekit YAML dict, unchecked: what `SOUP_CONFIG` holds beside a soup exported from it."""
+    base = r["base"] if method_spec(r["method"]).uses_base else None
     return mergekit_config(r["method"], base, r["members"], r["weights"], r["density"], r["params"],
-                           r.get("dtype", "float32"), layers)
+                           r.get("dtype", "float32"), r.get("layer_weights"))
 
 
 def _card(r: dict[str, Any], out: Path) -> Callable[[Path], Path]:

@@ -59,11 +59,32 @@ def write_adapters(routed: RoutedModel, folder: Path) -> list[Path]:
 
 
 def arrow_scores(model, ids, pad_id: int, batch_size: int = 32):
-    """One logit per token sequence through the Arrow model, in fp32 whatever autocast is active: peft 0.21's
-    Arrow forward mixes its fp32 routing scores with autocast's bf16 ones and fails (`scatter(): Expected
-    self.dtype to be equal to src.dtype`), so this row is always scored in full precision."""
-    with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
-        return score_ids(model, ids, pad_id, batch_size)
+    """One logit per token sequence through the Arrow model, in the precision of the active autocast (the
+    test table's): under bf16 autocast the adapters and Arrow's prototypes are cast to bf16 first, since
+    peft 0.21's Arrow forward scatters autocast's bf16 similarities into a tensor of the adapters' dtype and
+    fails on fp32 ones (`scatter(): Expected self.dtype to be equal to src.dtype`); autocast runs those
+    matmuls in bf16 anyway."""
+    dtype = _autocast_dtype()
+    if dtype is not None:
+        _adapters_to(model, dtype)
+    return score_ids(model, ids, pad_id, batch_size)
+
+
+def _autocast_dtype() -> torch.dtype | None:
+    for device in ("cuda", "cpu"):
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+    return None
+
+
+def _adapters_to(model, dtype: torch.dtype) -> None:
+    """Every LoRA weight and every Arrow prototype of `model` in `dtype` (the shared model's weights untouched)."""
+    for name, param in model.named_parameters():
+        if ".lora_" in name:
+            param.data = param.data.to(dtype)
+    for module in model.modules():
+        if isinstance(getattr(module, "prototypes", None), torch.Tensor):
+            module.prototypes = module.prototypes.to(dtype)
 
 
 def arrow_model(routed: RoutedModel, shared_dir: str | Path, top_k: int | None = None, seed: int = 0):
