@@ -136,6 +136,26 @@ def test_a_low_rank_difference_is_the_truncated_svd(shape):
     assert d.kept2 / d.norm2 == pytest.approx(float(s[:5].pow(2).sum() / s.pow(2).sum()), rel=1e-9)
 
 
+def test_a_text_repeated_under_one_gate_is_scored_once_and_under_another_gate_again(parts, tiny_base_dir):
+    """routing.scorer.score_routed_ids: a text shared by two sets (demo_pairs repeats demo_thumbs' texts) is run
+    once when its gate is the same and scored apart when it is not; every row equals its text scored alone."""
+    from rewardsoup.routing.scorer import score_routed_ids
+
+    shared, sds = parts
+    routed = build_routed(_model(tiny_base_dir, shared), sds, 2)
+    texts = [[5, 6, 7, 8], [9, 10, 11], [5, 6, 7, 8], [5, 6, 7, 8]]
+    gate = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5], [0.0, 0.0, 1.0]])
+    calls = []
+    routed.model.register_forward_hook(lambda m, a, kw, o: calls.append(int(kw["input_ids"].shape[0])),
+                                       with_kwargs=True)
+    got = score_routed_ids(routed, texts, gate, routed.config.pad_token_id, batch_size=8)
+    alone = [float(_logits(routed, torch.tensor([t]), torch.ones(1, len(t), dtype=torch.long), gate[i:i + 1])[0])
+             for i, t in enumerate(texts)]
+    np.testing.assert_allclose(got, alone, atol=1e-5)
+    assert got[0] == got[2] and got[0] != got[3]
+    assert calls[0] == 3  # one batch: the repeat under the same gate was not run again
+
+
 def test_rank_beyond_a_matrix_and_members_of_another_shape_are_refused(parts, tiny_base_dir):
     shared, sds = parts
     model = _model(tiny_base_dir, shared)
@@ -511,6 +531,42 @@ def test_the_outputs_fit_reads_the_members_val_rewards_the_sweep_kept(compose_cf
         np.testing.assert_allclose(mix.table[rs.name][:, 1:].numpy(),
                                    np.stack([kept[f"{n}/{rs.name}"] for n in sorted(request["members"])], 1),
                                    atol=1e-6)
+
+
+def test_the_outputs_fit_reads_the_picks_val_rewards_its_trial_kept(compose_cfg, merge_overrides, out_root,
+                                                                   monkeypatch):
+    """A complete trial keeps its per-text val rewards beside the ledger; with routed.shared=best the shared
+    model is that trial's merge, so the fit reads them (equal to scoring the shared model) and scores nothing;
+    other scoring settings are not served from them."""
+    from transformers import AutoTokenizer
+
+    from rewardsoup.core.config import validate
+    from rewardsoup.merging.soup import merge_request
+    from rewardsoup.scoring.rewards import score_ids
+    from rewardsoup.sweep import references
+    from rewardsoup.sweep.record import record
+
+    args = merge_overrides + ["search=routed", "routed.shared=best", "trial.max_length=64",
+                              "routed.prompt_length=32", "logger=none"]
+    cfg = validate(compose_cfg("merge", args))
+    request = merge_request(cfg)
+    record(cfg, request, "test", 0)
+    assert references.trial_rewards(validate(compose_cfg("merge", args + ["trial.max_length=48"])),
+                                     cfg.sweep.dir, request) == {}
+    shared, _ = routed_search._shared(request, cfg)
+    sets = routed_search.route_sets(cfg, AutoTokenizer.from_pretrained(request["base"]),
+                                    shared.get_input_embeddings().weight.detach(), request["base"])
+    want = {rs.name: score_ids(shared, rs.ids, shared.config.pad_token_id) for rs in sets}
+
+    def no_scoring(*a, **k):
+        raise AssertionError("a model was scored again")
+
+    monkeypatch.setattr(routed_search, "score_ids", no_scoring)
+    monkeypatch.setattr(routed_search, "load_reward_model", no_scoring)
+    references.member_details(cfg, cfg.sweep.dir)  # the members' rewards (record's floors read them too)
+    mix = routed_search._output_mix(cfg, shared, request, sets)
+    for rs in sets:
+        np.testing.assert_allclose(mix.table[rs.name][:, 0].numpy(), want[rs.name], atol=1e-5)
 
 
 def test_the_arrow_reference_gets_each_members_linear_differences_as_an_exact_peft_adapter(tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 
 import numpy as np
+import torch
 import yaml
 from omegaconf import DictConfig
 
@@ -69,25 +70,35 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
     shares: dict[str, dict[str, float]] = {}
     arrow = arrow_model(routed, folder / SHARED, seed=int(manifest["settings"].get("seed", 0)))
     arrowed: dict[str, Scored] | None = {} if arrow is not None else None
+    sets = []
+    for es in evalsets:
+        rs, again = route_set(es.name, cfg.datasets[es.name], str(cfg.split), tokenizer, folder / SHARED,
+                              int(cfg.max_length), cfg.paths.cache, scoring.truncation(cfg),
+                              str(manifest["prompt_end"]), int(manifest["prompt_length"]), embedding)
+        if again.ids != es.ids:
+            raise ModelError(f"{name}: its tokenizer ({folder / SHARED}) cuts {es.name} differently from the "
+                             f"other models'; a routed soup must share the members' tokenizer")
+        sets.append(rs)
+        shares[es.name] = gate_shares(router, rs, members)
+    gates = [text_gates(router, rs) for rs in sets]
+    ids = [s for rs in sets for s in rs.ids]  # every set in one pass, as score_evalsets scores the other rows
     with scoring.autocast(cfg):
-        for es in evalsets:
-            rs, again = route_set(es.name, cfg.datasets[es.name], str(cfg.split), tokenizer, folder / SHARED,
-                                  int(cfg.max_length), cfg.paths.cache, scoring.truncation(cfg),
-                                  str(manifest["prompt_end"]), int(manifest["prompt_length"]), embedding)
-            if again.ids != es.ids:
-                raise ModelError(f"{name}: its tokenizer ({folder / SHARED}) cuts {es.name} differently from the "
-                                 f"other models'; a routed soup must share the members' tokenizer")
-            gate = text_gates(router, rs)
-            own[es.name] = Scored(es, score_routed_ids(routed, rs.ids, gate, pad, bs))
-            g = gate.float().numpy()
-            rewards = [_member_rewards(m, paths.get(m), es, scored, pad, bs) for m in members]
-            alone = (scored[shared_row][es.name].rewards if shared_row  # the shared model without any difference
-                     else score_ids(routed.model, rs.ids, pad, bs))
-            mixed[es.name] = Scored(es, (1.0 - g.sum(1)) * alone + sum(g[:, k] * r for k, r in enumerate(rewards)))
-            shares[es.name] = gate_shares(router, rs, members)
-            if arrow is not None:
-                arrowed[es.name] = Scored(es, arrow_scores(arrow, rs.ids, pad, bs))  # the table's precision
+        routed_all = _split(score_routed_ids(routed, ids, torch.cat(gates), pad, bs), sets)
+        alone_all = None if shared_row else _split(score_ids(routed.model, ids, pad, bs), sets)
+        arrow_all = _split(arrow_scores(arrow, ids, pad, bs), sets) if arrow is not None else None  # table's dtype
+    for k, (es, gate) in enumerate(zip(evalsets, gates)):
+        own[es.name] = Scored(es, routed_all[k])
+        g = gate.float().numpy()
+        rewards = [_member_rewards(m, paths.get(m), es, scored, pad, bs) for m in members]
+        alone = scored[shared_row][es.name].rewards if shared_row else alone_all[k]  # the shared model alone
+        mixed[es.name] = Scored(es, (1.0 - g.sum(1)) * alone + sum(g[:, j] * r for j, r in enumerate(rewards)))
+        if arrow_all is not None:
+            arrowed[es.name] = Scored(es, arrow_all[k])
     return RoutedRows(own, mixed, shares, arrowed, shared_row)
+
+
+def _split(rewards: np.ndarray, sets: list) -> list[np.ndarray]:
+    return np.split(rewards, np.cumsum([len(rs.ids) for rs in sets])[:-1])
 
 
 def same_soup(request: Mapping, soups: Mapping[str, Path]) -> str | None:

@@ -80,8 +80,13 @@ def scalar_score(folder: str | Path, texts: Sequence[str] | str, max_length: int
 def score_routed_ids(routed, ids: Sequence[Sequence[int]], gate: torch.Tensor, pad_id: int,
                      batch_size: int = 32) -> np.ndarray:
     """One fp32 logit per token sequence under its own gate row (`gate`: (len(ids), members)), batched as the
-    scoring path batches (sorted by length)."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    scoring path batches (sorted by length; a sequence repeated under the same gate, e.g. a text shared by two
+    sets, run once)."""
+    rows = gate.detach().float().cpu().numpy()
+    first: dict[tuple, int] = {}
+    where = np.array([first.setdefault((tuple(s), rows[i].tobytes()), i) for i, s in enumerate(ids)], dtype=np.int64)
+    unique = list(first.values())
+    order = sorted(unique, key=lambda i: len(ids[i]))
     out = np.empty(len(ids), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
@@ -90,4 +95,4 @@ def score_routed_ids(routed, ids: Sequence[Sequence[int]], gate: torch.Tensor, p
             logits = routed(batch["input_ids"].to(gate.device), batch["attention_mask"].to(gate.device),
                             gate=gate[idx])
             out[idx] = logits.logits.float()[:, 0].numpy()
-    return out
+    return out[where]

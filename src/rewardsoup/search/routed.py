@@ -37,7 +37,7 @@ from rewardsoup.routing.sets import gate_shares, route_set, split_features
 from rewardsoup.scoring import config as scoring
 from rewardsoup.scoring.rewards import score_ids
 from rewardsoup.search.layerwise import sweep_pick
-from rewardsoup.sweep.references import member_rewards
+from rewardsoup.sweep.references import member_rewards, trial_rewards
 from rewardsoup.sweep.resident import resident
 
 
@@ -80,13 +80,17 @@ def _shared(request: dict, cfg: DictConfig) -> tuple[Any, dict]:
 def _output_mix(cfg: DictConfig, shared, request: dict, sets: list[RouteSet]) -> OutputMix:
     """routed.fit=outputs: the shared model's and each member's val rewards, in gate order. A member's come from
     the sweep (`sweep.references.member_rewards`, kept when it scored the members alone for the floors at these
-    scoring settings), else one pass here."""
+    scoring settings), and so do the shared model's when it is the sweep's pick (`trial_rewards`: the same
+    in-memory merge, scored by its trial), else one pass here."""
     pad, bs = shared.config.pad_token_id, int(cfg.trial.batch_size)
-    kept = member_rewards(cfg, cfg.sweep.dir) if str(cfg.routed.shared) == "best" else {}
+    best = str(cfg.routed.shared) == "best"
+    kept = member_rewards(cfg, cfg.sweep.dir) if best else {}
+    picked = trial_rewards(cfg, cfg.sweep.dir, request) if best else {}  # the pick's trial: the shared model's
     table, loaded = {}, {}
     with scoring.autocast(cfg):
         for rs in sets:
-            cols = [score_ids(shared, rs.ids, pad, bs)]
+            r = picked.get(rs.name)
+            cols = [r if r is not None and len(r) == len(rs.ids) else score_ids(shared, rs.ids, pad, bs)]
             for n in sorted(request["members"]):
                 r = kept.get(f"{n}/{rs.name}")
                 if r is None or len(r) != len(rs.ids):

@@ -76,6 +76,8 @@ def record(cfg: DictConfig, request: Mapping[str, Any], source: str, trial: Any,
               f"{done.get('state', 'complete')})", flush=True)
         return done
     result = score_request(cfg, request, report)
+    if result["state"] == "complete":  # a pruned trial's rewards have holes
+        references.keep_trial_rewards(cfg, sweep_dir, request, result["rewards"])
     params = flat_params(request)
     row = {"trial": trial, "source": source, "key": ledger.request_key(request), "request": dict(request),
            "params": params, "objective": result["objective"], "val": result["val"],

@@ -9,6 +9,7 @@ per-text rewards go beside it (`members-val-rewards.npz`), for the routed soup's
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -23,11 +24,14 @@ from rewardsoup.core.atomic import atomic_write_bytes, atomic_write_json
 from rewardsoup.core.plain import plain
 from rewardsoup.merging.soup import merge_request
 from rewardsoup.scoring import config as scoring
+from rewardsoup.sweep.ledger import request_key
 from rewardsoup.sweep.objective import dataset_score, floors_from_members
 from rewardsoup.sweep.trials import score_request
 
 MEMBERS_FILE = "members.json"
 REWARDS_FILE = "members-val-rewards.npz"  # each member's per-text val rewards, "member/dataset" -> array
+TRIAL_REWARDS = "trial-val-rewards"  # a folder: each complete trial's per-text val rewards, <request hash>.npz
+STAMP = "__scoring__"  # the npz entry holding the scoring stamp the rewards were taken with
 
 
 def ingredients(request: Mapping[str, Any], members: list[str], method: str) -> dict[str, Any]:
@@ -83,6 +87,31 @@ def member_rewards(cfg: DictConfig, sweep_dir: str | Path) -> dict[str, np.ndarr
         return {}
     with np.load(Path(sweep_dir) / REWARDS_FILE) as z:
         return {k: z[k] for k in z.files}
+
+
+def keep_trial_rewards(cfg: DictConfig, sweep_dir: str | Path, request: Mapping[str, Any],
+                       rewards: Mapping[str, np.ndarray]) -> None:
+    """A complete trial's per-text val rewards ({dataset: array}) beside the ledger, stamped with the scoring
+    settings: the routed stage's output-mixing fit reads its shared model's (the pick's) instead of scoring it."""
+    stamp = np.array(json.dumps(scoring_stamp(cfg), sort_keys=True))
+    atomic_write_bytes(_trial_path(sweep_dir, request), _npz({**rewards, STAMP: stamp}))
+
+
+def trial_rewards(cfg: DictConfig, sweep_dir: str | Path, request: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """{dataset: per-text val rewards} of the trial that scored `request`, when kept at these scoring settings;
+    {} otherwise."""
+    path = _trial_path(sweep_dir, request)
+    if not path.exists():
+        return {}
+    with np.load(path) as z:
+        if STAMP not in z.files or str(z[STAMP]) != json.dumps(scoring_stamp(cfg), sort_keys=True):
+            return {}
+        return {k: z[k] for k in z.files if k != STAMP}
+
+
+def _trial_path(sweep_dir: str | Path, request: Mapping[str, Any]) -> Path:
+    key = hashlib.sha256(request_key(request).encode()).hexdigest()[:24]
+    return Path(sweep_dir) / TRIAL_REWARDS / f"{key}.npz"
 
 
 def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
