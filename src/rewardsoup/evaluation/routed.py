@@ -12,7 +12,8 @@ members' *outputs* with the same router, and how the router splits each set betw
   difference between the outputs row and the static soup is what the router's choices are worth;
 - `<name>_arrow` (kind `baseline`): peft's Arrow (`routing.arrow`), the training-free per-token router, over the
   same low-rank differences of the Linear layers: what learning the prompt gate buys over routing by the
-  adapters' own geometry (scored in fp32: peft's Arrow fails under bf16 autocast);
+  adapters' own geometry (in the table's precision: `routing.arrow.arrow_scores` casts its adapters to bf16 under
+  bf16 autocast, where peft 0.21 fails on fp32 ones);
 - shares: per set, the mean gate of each member and of the shared model over the set's rows.
 """
 

@@ -78,7 +78,8 @@ def _autocast_dtype() -> torch.dtype | None:
 
 
 def _adapters_to(model, dtype: torch.dtype) -> None:
-    """Every LoRA weight and every Arrow prototype of `model` in `dtype` (the shared model's weights untouched)."""
+    """Every LoRA weight and every Arrow prototype of `model` in `dtype`, for good (the shared model's weights
+    untouched): the model scores one table."""
     for name, param in model.named_parameters():
         if ".lora_" in name:
             param.data = param.data.to(dtype)

@@ -86,8 +86,8 @@ def _exact(delta: torch.Tensor) -> Delta:
 
 def _low_rank(delta: torch.Tensor, rank: int) -> Delta:
     """The best rank-r approximation (Eckart-Young) from the eigenvectors of the smaller Gram matrix, in
-    float64: the same factors' product as a truncated SVD (tested), 3-4x faster on the embedding's 49152 x 576
-    difference. Tall (out >= in): A = V_r^T, B = M V_r = U_r S_r; wide: B = U_r, A = U_r^T M = S_r V_r^T."""
+    float64: the same factors' product as a truncated SVD (tested), without the full SVD's U of the embedding's
+    tall 49152 x 576 difference. Tall (out >= in): A = V_r^T, B = M V_r = U_r S_r; wide: B = U_r, A = U_r^T M = S_r V_r^T."""
     m = delta.double()
     tall = m.shape[0] >= m.shape[1]
     w, v = torch.linalg.eigh(m.T @ m if tall else m @ m.T)  # ascending eigenvalues: the squared singular values
