@@ -54,7 +54,7 @@ class RoutedRows(NamedTuple):
 
 
 def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet],
-                scored: Mapping[str, Mapping[str, Scored]], soups: Mapping[str, Path] = {}) -> RoutedRows:
+                scored: Mapping[str, Mapping[str, Scored]], soups: Mapping[str, Path]) -> RoutedRows:
     """The rows of routed soup `name` (`folder`); `scored` holds the table's rows so far and `soups` the folders
     of its soups (to find the shared model among them)."""
     from transformers import AutoTokenizer
