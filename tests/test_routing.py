@@ -156,6 +156,41 @@ def test_a_text_repeated_under_one_gate_is_scored_once_and_under_another_gate_ag
     assert calls[0] == 3  # one batch: the repeat under the same gate was not run again
 
 
+def _prompted(pairs=4, prompt=20, seed=0) -> tuple[list[list[int]], list[list[int]]]:
+    """Texts in pairs that share a `prompt`-token start (a pair's chosen and rejected), and the pairs' groups."""
+    g = torch.Generator().manual_seed(seed)
+    texts, groups = [], []
+    for k in range(pairs):
+        start = torch.randint(1, 200, (prompt + k,), generator=g).tolist()
+        texts += [start + torch.randint(1, 200, (3 + k,), generator=g).tolist(),
+                  start + torch.randint(1, 200, (5,), generator=g).tolist()]
+        groups.append([2 * k, 2 * k + 1])
+    return texts, groups
+
+
+@pytest.mark.parametrize("rank", [2, "full"])
+def test_texts_that_share_a_prompt_run_it_once_under_their_gate_with_the_same_rewards(parts, tiny_base_dir, rank):
+    """score_routed_ids with groups (a pair's texts share a prompt, hence a gate): the common prefix runs once
+    under the pair's gate (scoring.prefix), fewer tokens forwarded, every reward equal to the full-text path's;
+    a text repeated under another gate is still scored apart."""
+    from rewardsoup.routing.scorer import score_routed_ids
+
+    shared, sds = parts
+    routed = build_routed(_model(tiny_base_dir, shared), sds, rank)
+    texts, groups = _prompted()
+    texts, groups = texts + [texts[0], texts[1]], groups + [[8, 9]]  # pair 0 again, under another gate
+    gate = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.1], [0.0, 1.0, 0.0], [0.1, 0.1, 0.1], [1.0, 0.0, 0.0]])
+    gate = gate.repeat_interleave(2, dim=0)
+    tokens = []
+    routed.model.get_input_embeddings().register_forward_hook(lambda m, a, o: tokens.append(a[0].numel()))
+    alone = score_routed_ids(routed, texts, gate, routed.config.pad_token_id, batch_size=3)
+    full_tokens, tokens[:] = sum(tokens), []
+    got = score_routed_ids(routed, texts, gate, routed.config.pad_token_id, batch_size=3, groups=groups)
+    np.testing.assert_allclose(got, alone, atol=1e-5)
+    assert sum(tokens) < 0.8 * full_tokens  # the prompts ran once per pair
+    assert abs(got[8] - got[0]) > 1e-6  # pair 0's text under another gate: another reward
+
+
 def test_rank_beyond_a_matrix_and_members_of_another_shape_are_refused(parts, tiny_base_dir):
     shared, sds = parts
     model = _model(tiny_base_dir, shared)
@@ -344,7 +379,7 @@ def test_search_routed_refuses_a_bad_rank_or_mismatched_member_before_any_work(c
 
 
 def test_evaluate_scores_a_routed_soup_beside_its_output_mixing_row_and_says_how_it_splits_each_set(
-        compose_cfg, merge_overrides, tiny_members, out_root):
+        compose_cfg, merge_overrides, tiny_members, out_root, monkeypatch):
     """evaluate.py takes a routed folder by path: a `routed` row with the 2-point bar and paired verdicts against
     the static soup, the ensemble and its own output-mixing row, whose rewards are the gates applied to the
     shared model's and the members' own rewards; the router's split of each set in the notes."""
@@ -369,6 +404,7 @@ def test_evaluate_scores_a_routed_soup_beside_its_output_mixing_row_and_says_how
     out = evaluate_models(ecfg)
     by_model = {r["model"]: r for r in out["rows"]}
     assert by_model["rt"]["kind"] == "routed" and by_model["rt_outputs"]["kind"] == "baseline"
+    assert "rt_arrow" not in by_model  # GPT-2's Conv1D layers are no LoRA adapters for Arrow (test_the_arrow_...)
     assert by_model["rt"]["demo_pairs_bar"].startswith(("holds", "fails", "cannot tell at n="))
     against = {(v["model"], v["against"]) for v in out["verdicts"]}
     assert {("rt", "ties"), ("rt", "logit_ensemble"), ("rt", "rt_outputs")} <= against
@@ -397,6 +433,18 @@ def test_evaluate_scores_a_routed_soup_beside_its_output_mixing_row_and_says_how
     notes = json.loads((out_root / "reports" / "evaluate-test" / "results.json").read_text())["notes"]
     split = [n for n in notes if n.startswith("rt routes demo_pairs: shared ")]
     assert split and all(name in split[0] for name in NAMES)
+    from rewardsoup.sweep.pick import test_config
+
+    import rewardsoup.evaluation.routed as evaluation_routed
+
+    asked = []
+    monkeypatch.setattr(evaluation_routed, "arrow_model", lambda *a, **kw: asked.append(1))  # None: no adapters
+    off = ["references.base=false", "references.length=false", "baselines.uniform_soup=false", "bootstrap=0"]
+    for arrow in ("true", "false"):  # references.arrow=false: Arrow's model is not even built
+        again = evaluate_models(compose_cfg("evaluate", merge_overrides[:3] + models + ["max_length=64"] + off
+                                            + [f"references.arrow={arrow}"]))
+        assert len(asked) == 1 and {r["model"]: r for r in again["rows"]}["rt"]["demo_pairs"] == by_model["rt"]["demo_pairs"]
+    assert test_config(validate(compose_cfg("merge", merge_overrides + ["pick.arrow=false"])), {}, {}).references.arrow is False
 
 
 def test_the_outputs_fit_learns_on_rewards_scored_once_with_no_forward_per_step(compose_cfg, merge_overrides,
@@ -597,6 +645,8 @@ def test_the_arrow_reference_gets_each_members_linear_differences_as_an_exact_pe
     got = _logits(arrow, ids, mask)
     rows = [list(map(int, row[m.bool()])) for row, m in zip(ids, mask)]
     np.testing.assert_allclose(arrow_scores(arrow, rows, 0), got.numpy(), atol=1e-5)  # fp32 outside autocast
+    texts, groups = _prompted()  # Arrow routes each token by its own input: a shared prefix changes no reward
+    np.testing.assert_allclose(arrow_scores(arrow, texts, 0, groups=groups), arrow_scores(arrow, texts, 0), atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the demo's bf16 test table: peft 0.21 fails on fp32 adapters
         again = arrow_scores(arrow, rows, 0)
     assert {p.dtype for n, p in arrow.named_parameters() if ".lora_" in n} == {torch.bfloat16}

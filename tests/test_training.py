@@ -119,6 +119,24 @@ def test_resume_continues_from_the_last_checkpoint(train, compose_cfg, smoke_ove
     assert meta["resumed_from"].endswith("checkpoint-2") and meta["steps"] == 4
 
 
+def test_checkpoints_come_every_save_steps_and_not_again_at_the_last_step(train, monkeypatch):
+    """transformers' default also checkpoints the final step; the finished member is written right after, so
+    that one is skipped: 5 steps at save_steps=2 checkpoint at 2 and 4 only (and a run ending on a multiple
+    keeps its checkpoint, test_resume_continues_from_the_last_checkpoint)."""
+    from transformers import Trainer
+
+    real_save, saved = Trainer._save_checkpoint, []
+
+    def recording(self, *a, **kw):
+        saved.append(self.state.global_step)
+        return real_save(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", recording)
+    cfg, _ = train("data=demo_thumbs", "train.max_steps=5")
+    assert saved == [2, 4]
+    assert json.loads((Path(cfg.train.output_dir) / MEMBER_META).read_text())["steps"] == 5
+
+
 def test_empty_split_and_unknown_objective_are_clear_errors(train, out_root):
     with pytest.raises(DataError, match="no val rows"):
         train("data=demo_thumbs", "data.split.val=0.0")

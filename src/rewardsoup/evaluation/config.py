@@ -26,6 +26,7 @@ class BaselinesConfig:
 class ReferencesConfig:
     base: bool = MISSING
     length: bool = MISSING
+    arrow: bool = MISSING  # a routed soup's Arrow row (peft's training-free router over its differences)
 
 
 @dataclass

@@ -96,9 +96,10 @@ def _routed(cfg: DictConfig, models: dict, evalsets: list, scored: dict, kinds: 
     shared model's rewards are a soup row's); returns {name: {set: {who: mean gate}}}, the router's split of
     each set."""
     shares, soups = {}, {name: path for name, (kind, path) in models.items() if kind == "soup"}
+    arrow = bool((cfg.get("references") or {}).get("arrow", True))
     for name, (kind, path) in models.items():
         if kind == "routed":
-            rows = routed_rows(cfg, name, path, evalsets, scored, soups)
+            rows = routed_rows(cfg, name, path, evalsets, scored, soups, arrow)
             scored[name], scored[name + OUTPUTS], shares[name] = rows.own, rows.mixed, rows.shares
             kinds[name + OUTPUTS] = "baseline"
             if rows.arrow is not None:

@@ -36,7 +36,8 @@ from rewardsoup.routing.folder import SHARED, load_routed
 from rewardsoup.routing.scorer import score_routed_ids
 from rewardsoup.routing.sets import gate_shares, route_set, text_gates
 from rewardsoup.scoring import config as scoring
-from rewardsoup.scoring.metrics import EvalSet, Scored
+from rewardsoup.scoring.metrics import EvalSet, Scored, evalsets_groups
+from rewardsoup.scoring.prefix import score_groups
 from rewardsoup.scoring.rewards import score_ids
 
 OUTPUTS = "_outputs"  # the output-mixing reference row: <routed name>_outputs
@@ -49,14 +50,14 @@ class RoutedRows(NamedTuple):
     own: dict  # the routed soup itself
     mixed: dict  # its output-mixing reference
     shares: dict  # {dataset: {who: mean gate}}
-    arrow: dict | None  # peft's Arrow over its differences (None at rank `full`)
+    arrow: dict | None  # peft's Arrow over its differences (None at rank `full`, or not asked for)
     shared_row: str | None  # the table's soup whose rewards are the shared model's (None: scored here)
 
 
 def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet],
-                scored: Mapping[str, Mapping[str, Scored]], soups: Mapping[str, Path]) -> RoutedRows:
+                scored: Mapping[str, Mapping[str, Scored]], soups: Mapping[str, Path], arrow: bool = True) -> RoutedRows:
     """The rows of routed soup `name` (`folder`); `scored` holds the table's rows so far and `soups` the folders
-    of its soups (to find the shared model among them)."""
+    of its soups (to find the shared model among them); `arrow` False skips Arrow's row (references.arrow)."""
     from transformers import AutoTokenizer
 
     routed, router, manifest = load_routed(folder)
@@ -69,7 +70,7 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
     own: dict[str, Scored] = {}
     mixed: dict[str, Scored] = {}
     shares: dict[str, dict[str, float]] = {}
-    arrow = arrow_model(routed, folder / SHARED, seed=int(manifest["settings"].get("seed", 0)))
+    arrow = arrow_model(routed, folder / SHARED, seed=int(manifest["settings"].get("seed", 0))) if arrow else None
     arrowed: dict[str, Scored] | None = {} if arrow is not None else None
     sets = []
     for es in evalsets:
@@ -83,10 +84,13 @@ def routed_rows(cfg: DictConfig, name: str, folder: Path, evalsets: list[EvalSet
         shares[es.name] = gate_shares(router, rs, members)
     gates = [text_gates(router, rs) for rs in sets]
     ids = [s for rs in sets for s in rs.ids]  # every set in one pass, as score_evalsets scores the other rows
+    groups = evalsets_groups(evalsets) if scoring.share_prefix(cfg) else []  # a pair's texts share a prompt and a gate
     with scoring.autocast(cfg):
-        routed_all = _split(score_routed_ids(routed, ids, torch.cat(gates), pad, bs), sets)
-        alone_all = None if shared_row else _split(score_ids(routed.model, ids, pad, bs), sets)
-        arrow_all = _split(arrow_scores(arrow, ids, pad, bs), sets) if arrow is not None else None  # table's dtype
+        routed_all = _split(score_routed_ids(routed, ids, torch.cat(gates), pad, bs, groups), sets)
+        alone_all = None if shared_row else _split(score_groups(routed.model, ids, groups, pad, bs)[0] if groups
+                                                   else score_ids(routed.model, ids, pad, bs), sets)
+        arrow_all = (_split(arrow_scores(arrow, ids, pad, bs, groups), sets)  # in the table's dtype
+                     if arrow is not None else None)
     for k, (es, gate) in enumerate(zip(evalsets, gates)):
         own[es.name] = Scored(es, routed_all[k])
         g = gate.float().numpy()

@@ -19,6 +19,7 @@ import torch
 
 from rewardsoup.models.loading import load_reward_model
 from rewardsoup.routing.model import RoutedModel, module_kind
+from rewardsoup.scoring.prefix import score_groups
 from rewardsoup.scoring.rewards import score_ids
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft's file name for an adapter's weights
@@ -58,15 +59,18 @@ def write_adapters(routed: RoutedModel, folder: Path) -> list[Path]:
     return paths
 
 
-def arrow_scores(model, ids, pad_id: int, batch_size: int = 32):
+def arrow_scores(model, ids, pad_id: int, batch_size: int = 32, groups=()):
     """One logit per token sequence through the Arrow model, in the precision of the active autocast (the
     test table's): under bf16 autocast the adapters and Arrow's prototypes are cast to bf16 first, since
     peft 0.21's Arrow forward scatters autocast's bf16 similarities into a tensor of the adapters' dtype and
     fails on fp32 ones (`scatter(): Expected self.dtype to be equal to src.dtype`); autocast runs those
-    matmuls in bf16 anyway."""
+    matmuls in bf16 anyway. `groups` (texts sharing a prompt) run their common prefix once (`scoring.prefix`):
+    Arrow routes each token by its own input, so a cached prefix gives the same rewards."""
     dtype = _autocast_dtype()
     if dtype is not None:
         _adapters_to(model, dtype)
+    if groups:  # peft injects the routed layers into the transformers model it wraps: share prefixes there
+        return score_groups(model.get_base_model(), ids, groups, pad_id, batch_size)[0]
     return score_ids(model, ids, pad_id, batch_size)
 
 

@@ -56,6 +56,11 @@ def routable_matrices(model: torch.nn.Module) -> set[str]:
     return out
 
 
+def _rows(per_text: torch.Tensor, ndim: int) -> torch.Tensor:
+    """(batch, n) -> broadcastable against an activation of `ndim` dims with the batch first and n last."""
+    return per_text.reshape(per_text.shape[0], *([1] * (ndim - 2)), per_text.shape[-1])
+
+
 class _Stack(torch.nn.Module):
     """One parameter's differences for every member, stacked on dim 0 (buffers, so `.to()` moves them)."""
 
@@ -120,7 +125,7 @@ class RoutedModel(torch.nn.Module):
             add = self._matrix_delta(kind, self._stack(name, "weight"), x, g)
             bias = self._stack(name, "bias")
             if bias is not None:
-                add = add + bias.scaled(g)[:, None, :]
+                add = add + _rows(bias.scaled(g), output.dim())
             return output + add
         return hook
 
@@ -132,15 +137,15 @@ class RoutedModel(torch.nn.Module):
             else:
                 rows = torch.einsum("kbtr,krd->kbtd", s.b[:, x], s.a)
             return torch.einsum("bk,kbtd->btd", g, rows.to(g.dtype).expand(-1, g.shape[0], -1, -1))
-        x = x.to(g.dtype)
+        x = x.to(g.dtype)  # (batch, tokens, in), or (batch, in) where the score head reads one token per text
         if s.exact:  # linear: x @ D_k.T; conv1d: x @ D_k
-            eq = "bti,koi->btko" if kind == "linear" else "bti,kio->btko"
-            return torch.einsum("btko,bk->bto", torch.einsum(eq, x, s.d.to(g.dtype)), g)
+            eq = "b...i,koi->b...ko" if kind == "linear" else "b...i,kio->b...ko"
+            return torch.einsum("b...ko,bk->b...o", torch.einsum(eq, x, s.d.to(g.dtype)), g)
         # low rank, every member at once (LoRA's two matmuls): h = x @ [A_1..A_K].T, each member's r columns
         # scaled by its gate, then h @ [B_1..B_K].T; conv1d keeps D_k as (in, out): x @ [B..] then @ [A..]
         first, second = s.stacked(kind)
         h = x @ (first.T if kind == "linear" else first).to(g.dtype)
-        h = h * g.repeat_interleave(s.a.shape[1], dim=1)[:, None, :]
+        h = h * _rows(g.repeat_interleave(s.a.shape[1], dim=1), h.dim())
         return h @ (second.T if kind == "linear" else second).to(g.dtype)
 
     def _norm_delta(self, module, name: str, inputs, g: torch.Tensor) -> torch.Tensor:
@@ -154,7 +159,7 @@ class RoutedModel(torch.nn.Module):
             self._busy.discard(id(module))
         add = 0
         for pname in own:
-            scaled = self._stack(name, pname).scaled(g)[:, None, :]
+            scaled = _rows(self._stack(name, pname).scaled(g), normed.dim())
             add = add + (scaled * normed if pname == "weight" else scaled)
         return add
 

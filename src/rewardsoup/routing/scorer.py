@@ -17,7 +17,8 @@ import torch
 from rewardsoup.routing.folder import SHARED, load_routed
 from rewardsoup.routing.prompts import PROMPT_END, shared_prompt
 from rewardsoup.routing.router import prompt_features
-from rewardsoup.scoring.rewards import pad_batch, tokenize
+from rewardsoup.scoring.prefix import score_groups
+from rewardsoup.scoring.rewards import PerText, score_ids, tokenize
 
 
 class RoutedScorer:
@@ -58,14 +59,17 @@ class RoutedScorer:
             return self.router(prompt_features(emb, ids))
 
     def score_texts(self, texts: Sequence[str], max_length: int, batch_size: int = 32,
-                    groups: Sequence[Sequence[int]] = (), truncation: str = "independent") -> np.ndarray:
+                    groups: Sequence[Sequence[int]] = (), truncation: str = "independent",
+                    share_prefix: bool = True) -> np.ndarray:
         """One fp32 logit per text (sorted by length into batches, as the scoring path batches); texts cut as
-        `scoring.rewards.tokenize` cuts them (`truncation` joint: a group by one common cut)."""
+        `scoring.rewards.tokenize` cuts them (`truncation` joint: a group by one common cut); a group's common
+        prefix run once unless `share_prefix` is False (conf/scoring `share_prefix`)."""
         if not len(texts):
             return np.empty(0)
         ids = tokenize(self.tokenizer, texts, max_length, groups, truncation).ids
         gate = self.gates(texts, groups).to(next(self.routed.parameters()).device)
-        return score_routed_ids(self.routed, ids, gate, self.tokenizer.pad_token_id, batch_size)
+        return score_routed_ids(self.routed, ids, gate, self.tokenizer.pad_token_id, batch_size,
+                                groups if share_prefix else ())
 
 
 def scalar_score(folder: str | Path, texts: Sequence[str] | str, max_length: int = 1024,
@@ -78,21 +82,13 @@ def scalar_score(folder: str | Path, texts: Sequence[str] | str, max_length: int
 
 
 def score_routed_ids(routed, ids: Sequence[Sequence[int]], gate: torch.Tensor, pad_id: int,
-                     batch_size: int = 32) -> np.ndarray:
-    """One fp32 logit per token sequence under its own gate row (`gate`: (len(ids), members)), batched as the
-    scoring path batches (sorted by length; a sequence repeated under the same gate, e.g. a text shared by two
-    sets, run once)."""
+                     batch_size: int = 32, groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+    """One fp32 logit per token sequence under its own gate row (`gate`: (len(ids), members)), through the
+    scoring path's batching (sorted by length; a sequence repeated under the same gate, e.g. a text shared by
+    two sets, run once). `groups` (indices of texts that share a prompt, hence a gate): their common prefix
+    runs once (`scoring.prefix`), as the static rows share it; the same rewards."""
     rows = gate.detach().float().cpu().numpy()
-    first: dict[tuple, int] = {}
-    where = np.array([first.setdefault((tuple(s), rows[i].tobytes()), i) for i, s in enumerate(ids)], dtype=np.int64)
-    unique = list(first.values())
-    order = sorted(unique, key=lambda i: len(ids[i]))
-    out = np.empty(len(ids), dtype=np.float64)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = pad_batch([ids[i] for i in idx], pad_id)
-            logits = routed(batch["input_ids"].to(gate.device), batch["attention_mask"].to(gate.device),
-                            gate=gate[idx])
-            out[idx] = logits.logits.float()[:, 0].numpy()
-    return out[where]
+    per_text = PerText([r.tobytes() for r in rows], lambda idx: routed.gate(gate[idx]))
+    if groups:
+        return score_groups(routed.model, ids, groups, pad_id, batch_size, per_text=per_text)[0]
+    return score_ids(routed.model, ids, pad_id, batch_size, per_text=per_text)

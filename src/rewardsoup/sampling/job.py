@@ -53,7 +53,7 @@ def score_candidates(model, tokenizer, items: Sequence[PromptItem], replies: Seq
              for item, reps in zip(items, replies)]
     texts, groups = [p + r for parts in split for p, r in parts], group_sizes([len(parts) for parts in split])
     if isinstance(model, RoutedScorer):  # a routed soup: a prompt's candidates share its one set of weights
-        rewards = model.score_texts(texts, max_length, batch_size, groups, truncation)
+        rewards = model.score_texts(texts, max_length, batch_size, groups, truncation, share_prefix)
     else:
         rewards = score_text_groups(model, tokenizer, texts, groups, max_length, batch_size, share_prefix, truncation)
     ends = np.cumsum([len(parts) for parts in split])

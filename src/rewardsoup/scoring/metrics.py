@@ -168,6 +168,12 @@ def text_groups(evalset: EvalSet) -> list:
     return group_sizes(evalset.sizes) if evalset.schema == "multi" else []
 
 
+def evalsets_groups(evalsets: list[EvalSet]) -> list[list[int]]:
+    """Every set's `text_groups`, as indices into the sets' texts end to end (how score_evalsets lays them)."""
+    starts = np.concatenate([[0], np.cumsum([len(es.ids) for es in evalsets])[:-1]])
+    return [[int(start) + i for i in g] for es, start in zip(evalsets, starts) for g in text_groups(es)]
+
+
 def score_evalsets(model, evalsets: list[EvalSet], pad_id: int, batch_size: int = 32,
                    share_prefix: bool = False) -> list[Scored]:
     """Several sets in one pass: batches sorted by length across all of them, a text shared by two sets
@@ -176,9 +182,7 @@ def score_evalsets(model, evalsets: list[EvalSet], pad_id: int, batch_size: int 
     ids = [s for es in evalsets for s in es.ids]
     ends = np.cumsum([len(es.ids) for es in evalsets])
     if share_prefix:
-        groups = [[int(start) + i for i in g] for es, start in zip(evalsets, np.concatenate([[0], ends[:-1]]))
-                  for g in text_groups(es)]
-        rewards = score_groups(model, ids, groups, pad_id, batch_size)[0]
+        rewards = score_groups(model, ids, evalsets_groups(evalsets), pad_id, batch_size)[0]
     else:
         rewards = score_ids(model, ids, pad_id, batch_size)
     return [Scored(es, r) for es, r in zip(evalsets, np.split(rewards, ends[:-1]))]

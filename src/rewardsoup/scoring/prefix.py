@@ -21,14 +21,15 @@ whole call is the full-text path and `PrefixStats.note` says why.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from rewardsoup.scoring.rewards import pad_batch, score_ids, tokenize
+from rewardsoup.scoring.rewards import PerText, distinct, pad_batch, score_ids, tokenize
 from rewardsoup.scoring.truncation import common_prefix
 
 SUPPORTED = ("LlamaForSequenceClassification", "GPT2ForSequenceClassification")
@@ -94,12 +95,20 @@ def plan_groups(unique: Sequence[tuple], groups: Sequence[Sequence[int]], pad_id
     return shared, full, fallback
 
 
+Enter = Callable[[list[int]], ContextManager]  # texts (indices into `unique`) -> the context their forward runs in
+
+
+def _plain(idx: list[int]) -> ContextManager:
+    return contextlib.nullcontext()
+
+
 def _prefix_pass(backbone, groups: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int,
-                 device) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+                 device, enter: Enter = _plain) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
     """Per group, per layer: the (keys, values) of its prefix, [heads, prefix length, head_dim]."""
     pre = {k: v.to(device) for k, v in pad_batch([unique[m[0]][:p] for m, p in groups], pad_id).items()}
     positions = torch.arange(pre["input_ids"].shape[1], device=device).expand(len(groups), -1)
-    cache = backbone(**pre, position_ids=positions, use_cache=True).cache
+    with enter([m[0] for m, _ in groups]):  # a group's texts share their context (plan_groups keeps them so)
+        cache = backbone(**pre, position_ids=positions, use_cache=True).cache
     return [[(layer.keys[g, :, :p], layer.values[g, :, :p]) for layer in cache.layers]
             for g, (_, p) in enumerate(groups)]
 
@@ -115,7 +124,7 @@ def _stack_prefixes(kvs: list[list[tuple[torch.Tensor, torch.Tensor]]]):
 
 
 def _continuation_pass(model, items: list[tuple[int, int]], kvs: list, unique: Sequence[tuple], pad_id: int,
-                       device) -> np.ndarray:
+                       device, enter: Enter = _plain) -> np.ndarray:
     """Scores of `items` (text, prefix length) run from their prefixes' keys/values (`kvs`, one per item)."""
     backbone = getattr(model, model.base_model_prefix)
     cont = {k: v.to(device) for k, v in pad_batch([unique[i][p:] for i, p in items], pad_id).items()}
@@ -123,10 +132,11 @@ def _continuation_pass(model, items: list[tuple[int, int]], kvs: list, unique: S
     width = int(starts.max())
     prefix_mask = (torch.arange(width, device=device)[None, :] < starts[:, None]).to(cont["attention_mask"].dtype)
     positions = starts[:, None] + torch.arange(cont["input_ids"].shape[1], device=device)[None, :]
-    hidden = backbone(input_ids=cont["input_ids"], attention_mask=torch.cat([prefix_mask, cont["attention_mask"]], 1),
-                      position_ids=positions, cache=_stack_prefixes(kvs), use_cache=True).last_hidden_state
     read = torch.tensor([read_index(unique[i], pad_id) - p for i, p in items], device=device)
-    return model.score(hidden[torch.arange(len(items), device=device), read]).float()[:, 0].cpu().numpy()
+    with enter([i for i, _ in items]):
+        hidden = backbone(input_ids=cont["input_ids"], attention_mask=torch.cat([prefix_mask, cont["attention_mask"]], 1),
+                          position_ids=positions, cache=_stack_prefixes(kvs), use_cache=True).last_hidden_state
+        return model.score(hidden[torch.arange(len(items), device=device), read]).float()[:, 0].cpu().numpy()
 
 
 def _windows(shared: list[tuple[list[int], int]], texts: int):
@@ -143,31 +153,35 @@ def _windows(shared: list[tuple[list[int], int]], texts: int):
 
 
 def _score_window(model, window: list[tuple[list[int], int]], unique: Sequence[tuple], pad_id: int,
-                  batch_size: int, out: np.ndarray) -> None:
+                  batch_size: int, out: np.ndarray, enter: Enter = _plain) -> None:
     """Prefix passes in batches of similar prefix length, then continuation passes in batches of similar
     continuation length (each pass pads only to its own longest row)."""
     device = next(model.parameters()).device
     backbone = getattr(model, model.base_model_prefix)
     kvs = []
     for start in range(0, len(window), batch_size):
-        kvs.extend(_prefix_pass(backbone, window[start:start + batch_size], unique, pad_id, device))
+        kvs.extend(_prefix_pass(backbone, window[start:start + batch_size], unique, pad_id, device, enter))
     items = sorted(((i, p, g) for g, (members, p) in enumerate(window) for i in members),
                    key=lambda t: len(unique[t[0]]) - t[1])
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
         out[[i for i, _, _ in batch]] = _continuation_pass(model, [(i, p) for i, p, _ in batch],
-                                                           [kvs[g] for _, _, g in batch], unique, pad_id, device)
+                                                           [kvs[g] for _, _, g in batch], unique, pad_id, device,
+                                                           enter)
 
 
 def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[int]], pad_id: int,
-                 batch_size: int = 32, min_prefix: int = MIN_PREFIX) -> tuple[np.ndarray, PrefixStats]:
+                 batch_size: int = 32, min_prefix: int = MIN_PREFIX,
+                 per_text: PerText | None = None) -> tuple[np.ndarray, PrefixStats]:
     """One fp32 logit per sequence of `ids` (equal to `rewards.score_ids`), each group of indices into `ids`
     sharing its common prefix's forward pass; texts in no group, or in a group without a common prefix of
-    `min_prefix` tokens, go through the full-text path. Returns the scores and what was shared."""
-    first: dict[tuple, int] = {}
-    where = np.array([first.setdefault(tuple(s), len(first)) for s in ids], dtype=np.int64)
-    unique = list(first)
+    `min_prefix` tokens, go through the full-text path. `per_text` (a routed soup's gates): every pass runs
+    in its rows' context, and only texts of one key share a prefix. Returns the scores and what was shared."""
+    where, unique, origin = distinct(ids, per_text)
+    local = per_text.remap(origin) if per_text else None
     mapped = [[int(where[i]) for i in g] for g in groups]
+    if local:  # a prefix computed under one context serves only texts of that context
+        mapped = [[u for u in g if local.keys[u] == key] for g in mapped for key in dict.fromkeys(local.keys[u] for u in g)]
     stats = PrefixStats(tokens_full=sum(len(s) for s in unique), note=not_applicable(model) or "")
     if stats.note:
         mapped = []
@@ -180,12 +194,13 @@ def score_groups(model, ids: Sequence[Sequence[int]], groups: Sequence[Sequence[
     stats.tokens = sum(len(unique[i]) for i in full) + sum(p + sum(len(unique[i]) - p for i in m) for m, p in shared)
     out = np.empty(len(unique), dtype=np.float64)
     if full:
-        out[full] = score_ids(model, [unique[i] for i in full], pad_id, batch_size)
+        out[full] = score_ids(model, [unique[i] for i in full], pad_id, batch_size,
+                              per_text=local.remap(full) if local else None)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for window in _windows(shared, WINDOW_BATCHES * batch_size):
-            _score_window(model, window, unique, pad_id, batch_size, out)
+            _score_window(model, window, unique, pad_id, batch_size, out, local.enter if local else _plain)
     model.train(was_training)
     return out[where], stats
 

@@ -11,8 +11,10 @@ conf/scoring `truncation`; see `rewardsoup.scoring.truncation`).
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -53,12 +55,40 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32) -> np.ndarray:
-    """One fp32 logit per sequence, under inference_mode: each distinct sequence is run once (pairs built
-    from a binary set repeat its texts), sorted by length so batches pad little."""
+@dataclass(frozen=True)
+class PerText:
+    """What a forward depends on besides a text's tokens (a routed soup's gate row, `routing.scorer`): `keys[i]`
+    tells equal token sequences apart that need forwards of their own, and a forward over texts `idx` (indices
+    into the call's `ids`, the batch's rows in order) runs inside `enter(idx)`."""
+
+    keys: Sequence[bytes]
+    enter: Callable[[list[int]], ContextManager]
+
+    def remap(self, origin: Sequence[int]) -> "PerText":
+        """The same for a list whose item j is item `origin[j]` of this one's."""
+        return PerText([self.keys[i] for i in origin], lambda idx: self.enter([origin[j] for j in idx]))
+
+
+def distinct(ids: Sequence[Sequence[int]], per_text: PerText | None = None) -> tuple[np.ndarray, list[tuple], list[int]]:
+    """(where, unique, origin): `ids[i]` is `unique[where[i]]`, first seen at `ids[origin[u]]`; with `per_text`,
+    equal sequences under different keys stay apart."""
     first: dict[tuple, int] = {}
-    where = np.array([first.setdefault(tuple(s), len(first)) for s in ids], dtype=np.int64)
-    unique = list(first)
+    where = np.array([first.setdefault((tuple(s), per_text.keys[i]) if per_text else tuple(s), len(first))
+                      for i, s in enumerate(ids)], dtype=np.int64)
+    origin = np.full(len(first), -1, dtype=np.int64)
+    for i, u in enumerate(where):
+        if origin[u] < 0:
+            origin[u] = i
+    return where, [tuple(ids[i]) for i in origin], [int(i) for i in origin]
+
+
+def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32,
+              per_text: PerText | None = None) -> np.ndarray:
+    """One fp32 logit per sequence, under inference_mode: each distinct sequence is run once (pairs built
+    from a binary set repeat its texts), sorted by length so batches pad little; `per_text`: each batch runs
+    in its rows' context (a routed soup's gates)."""
+    where, unique, origin = distinct(ids, per_text)
+    local = per_text.remap(origin) if per_text else None
     order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
     out = np.empty(len(unique), dtype=np.float64)
     was_training = model.training
@@ -68,7 +98,8 @@ def score_ids(model, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int 
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = {k: v.to(device) for k, v in pad_batch([unique[i] for i in idx], pad_id).items()}
-            logits = model(**batch).logits.float().reshape(len(idx), -1)[:, 0]
+            with local.enter(idx) if local else contextlib.nullcontext():
+                logits = model(**batch).logits.float().reshape(len(idx), -1)[:, 0]
             out[idx] = logits.cpu().numpy()
     model.train(was_training)
     return out[where]

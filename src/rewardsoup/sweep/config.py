@@ -52,3 +52,4 @@ class PickConfig:
     # name -> folder: models tested beside the soup (a missing one would fail after the soup is exported)
     alternatives: Dict[str, str] = checked(factory=dict, each=scorer_folder)
     averages: Dict[str, List[str]] = field(default_factory=dict)  # row -> models averaged linearly (WARM)
+    arrow: bool = MISSING  # a routed alternative's Arrow reference row in the test table (evaluate.py references.arrow)

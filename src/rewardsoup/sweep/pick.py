@@ -69,7 +69,7 @@ def test_config(cfg: DictConfig, models: Mapping[str, str], alternatives: Mappin
         eval_cfg.bootstrap = cfg.pick.bootstrap
         eval_cfg.scoring.dtype = cfg.pick.dtype  # the trials' scoring.dtype may differ: the test table has its own
         eval_cfg.baselines = {"uniform_soup": True, "ensemble": True}
-        eval_cfg.references = {"base": True, "length": True}
+        eval_cfg.references = {"base": True, "length": True, "arrow": bool(cfg.pick.arrow)}
     return eval_cfg
 
 
