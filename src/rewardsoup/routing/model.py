@@ -118,7 +118,7 @@ class RoutedModel(torch.nn.Module):
         def hook(module, inputs, output):
             if self._gate is None or id(module) in self._busy:
                 return None
-            g = self._gate.to(output.dtype)
+            g = self._gate.to(device=output.device, dtype=output.dtype)  # the batch's rows, where the activations are
             if kind == "norm":
                 return output + self._norm_delta(module, name, inputs, g)
             x = inputs[0]
@@ -134,9 +134,12 @@ class RoutedModel(torch.nn.Module):
         if kind == "embedding":
             if s.exact:
                 rows = s.d[:, x]  # (K, b', t, d)
-            else:
-                rows = torch.einsum("kbtr,krd->kbtd", s.b[:, x], s.a)
-            return torch.einsum("bk,kbtd->btd", g, rows.to(g.dtype).expand(-1, g.shape[0], -1, -1))
+                return torch.einsum("bk,kbtd->btd", g, rows.to(g.dtype).expand(-1, g.shape[0], -1, -1))
+            # low rank: each member's looked-up rows of B_k (r wide) scaled by its gate, then one matmul with
+            # [A_1..A_K]: no (K, batch, tokens, d) intermediate
+            h = s.b[:, x].to(g.dtype).expand(-1, g.shape[0], -1, -1)  # (K, b, t, r)
+            h = torch.einsum("kbtr,bk->btkr", h, g).flatten(2)  # (b, t, K*r)
+            return h @ s.a.flatten(0, 1).to(g.dtype)  # A_cat (K*r, d)
         x = x.to(g.dtype)  # (batch, tokens, in), or (batch, in) where the score head reads one token per text
         if s.exact:  # linear: x @ D_k.T; conv1d: x @ D_k
             eq = "b...i,koi->b...ko" if kind == "linear" else "b...i,kio->b...ko"
