@@ -75,10 +75,7 @@ def distinct(ids: Sequence[Sequence[int]], per_text: PerText | None = None) -> t
     first: dict[tuple, int] = {}
     where = np.array([first.setdefault((tuple(s), per_text.keys[i]) if per_text else tuple(s), len(first))
                       for i, s in enumerate(ids)], dtype=np.int64)
-    origin = np.full(len(first), -1, dtype=np.int64)
-    for i, u in enumerate(where):
-        if origin[u] < 0:
-            origin[u] = i
+    origin = np.unique(where, return_index=True)[1]  # keys are numbered in order of first sight
     return where, [tuple(ids[i]) for i in origin], [int(i) for i in origin]
 
 
